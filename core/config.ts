@@ -1,0 +1,163 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+export const ConfigSchema = z
+  .object({
+    stateDir: z.string().min(1).default('.mcpship'),
+    servicesDir: z.string().min(1).default('services'),
+    temporal: z
+      .object({
+        address: z.string().regex(/^[^\s:]+:\d+$/, 'host:port').optional(),
+        namespace: z.string().min(1).default('default'),
+        port: port.default(7233),
+        uiPort: port.default(8233),
+        taskQueue: z.string().min(1).default('mcpship'),
+      })
+      .strict()
+      .default({}),
+    mongo: z
+      .object({
+        uri: z.string().regex(/^mongodb(\+srv)?:\/\//, 'a mongodb:// or mongodb+srv:// URI').optional(),
+        port: port.default(27017),
+        database: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and -').default('mcpship'),
+      })
+      .strict()
+      .default({}),
+    api: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: port.default(4000),
+        adminToken: z.string().min(8).optional(),
+        allowedOrigins: z.array(z.string().url()).default([]),
+      })
+      .strict()
+      .default({}),
+    watcher: z
+      .object({
+        debounceMs: z.coerce.number().int().min(0).max(60_000).default(300),
+      })
+      .strict()
+      .default({}),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/**
+ * Every environment variable mcpship reads, and the config key it sets. docker-compose.yml and the
+ * README are checked against this table, so it is the one place an env name is spelled.
+ */
+export const ENV_KEYS = {
+  MCPSHIP_STATE_DIR: 'stateDir',
+  MCPSHIP_SERVICES_DIR: 'servicesDir',
+  TEMPORAL_ADDRESS: 'temporal.address',
+  TEMPORAL_NAMESPACE: 'temporal.namespace',
+  MCPSHIP_TEMPORAL_PORT: 'temporal.port',
+  MCPSHIP_TEMPORAL_UI_PORT: 'temporal.uiPort',
+  MCPSHIP_TASK_QUEUE: 'temporal.taskQueue',
+  MONGODB_URI: 'mongo.uri',
+  MCPSHIP_MONGO_PORT: 'mongo.port',
+  MCPSHIP_MONGO_DATABASE: 'mongo.database',
+  MCPSHIP_API_HOST: 'api.host',
+  MCPSHIP_API_PORT: 'api.port',
+  MCPSHIP_ADMIN_TOKEN: 'api.adminToken',
+  MCPSHIP_ALLOWED_ORIGINS: 'api.allowedOrigins',
+  MCPSHIP_DEBOUNCE_MS: 'watcher.debounceMs',
+  MCPSHIP_LOG_LEVEL: 'logLevel',
+} as const;
+
+export type EnvName = keyof typeof ENV_KEYS;
+
+/** The variable that names an optional config file (JSON or YAML). */
+export const CONFIG_FILE_ENV = 'MCPSHIP_CONFIG';
+const DEFAULT_CONFIG_FILES = ['mcpship.config.json', 'mcpship.config.yaml', 'mcpship.config.yml'];
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Raw = Record<string, unknown>;
+
+function setPath(target: Raw, dotted: string, value: unknown): void {
+  const keys = dotted.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Raw;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function readConfigFile(file: string): Raw {
+  const text = readFileSync(file, 'utf8');
+  try {
+    const parsed: unknown = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new Error('the top level must be an object');
+    }
+    return parsed as Raw;
+  } catch (err) {
+    throw new ConfigError(`config file ${file} cannot be read: ${(err as Error).message}`);
+  }
+}
+
+function findConfigFile(env: NodeJS.ProcessEnv, cwd: string): string | undefined {
+  const named = env[CONFIG_FILE_ENV];
+  if (named) {
+    const file = path.resolve(cwd, named);
+    if (!existsSync(file)) throw new ConfigError(`${CONFIG_FILE_ENV} names ${file}, which does not exist`);
+    return file;
+  }
+  return DEFAULT_CONFIG_FILES.map((f) => path.join(cwd, f)).find((f) => existsSync(f));
+}
+
+function envValue(name: EnvName, value: string): unknown {
+  return name === 'MCPSHIP_ALLOWED_ORIGINS'
+    ? value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : value;
+}
+
+function describeIssue(issue: z.ZodIssue, sources: Map<string, string>): string {
+  const key = issue.path.join('.');
+  const source = sources.get(key);
+  const where = source ? ` (from ${source})` : '';
+  return `${key || '(top level)'}${where}: ${issue.message}`;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where each key that was set came from: an env name or the config file. */
+  sources: Map<string, string>;
+  file?: string;
+}
+
+/** Reads the optional config file, lays the environment over it, validates, and resolves paths. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): LoadedConfig {
+  const file = findConfigFile(env, cwd);
+  const raw: Raw = file ? readConfigFile(file) : {};
+  const sources = new Map<string, string>();
+  if (file) for (const key of Object.keys(raw)) sources.set(key, file);
+  for (const [name, key] of Object.entries(ENV_KEYS) as [EnvName, string][]) {
+    const value = env[name];
+    if (value === undefined || value === '') continue;
+    setPath(raw, key, envValue(name, value));
+    sources.set(key, name);
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  - ${describeIssue(i, sources)}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const config = result.data;
+  config.stateDir = path.resolve(cwd, config.stateDir);
+  config.servicesDir = path.resolve(cwd, config.servicesDir);
+  return { config, sources, ...(file ? { file } : {}) };
+}
