@@ -1,8 +1,8 @@
 import { pino, type Logger } from 'pino';
 
-/** One logger for the whole process; components take a child with their own name. */
+/** One JSON logger per process, on stderr so that stdout stays for what a person reads. */
 export function createLogger(level: string, name = 'mcpship'): Logger {
-  return pino({ name, level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+  return pino({ name, level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination(2));
 }
 
 export type { Logger };

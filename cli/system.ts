@@ -1,0 +1,55 @@
+import { startApi, type ApiHandle } from '../api/server.ts';
+import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/log.ts';
+import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
+import { startStack, type Stack } from '../stack/start-stack.ts';
+import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
+
+export interface SystemParts {
+  worker: boolean;
+  api: boolean;
+}
+
+export interface System {
+  stack: Stack;
+  store: Store;
+  worker?: WorkerHandle;
+  api?: ApiHandle;
+  stop(): Promise<void>;
+}
+
+/** The composition root: stack, store, then the worker and the API as asked; stops in reverse order. */
+export async function startSystem(config: Config, log: Logger, parts: SystemParts): Promise<System> {
+  const stack = await startStack(config, log);
+  const cleanups: (() => Promise<void>)[] = [() => stack.stop()];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      await cleanup().catch((err: unknown) => log.error({ err }, 'error while stopping'));
+    }
+    cleanups.length = 0;
+  };
+  try {
+    const store = await connectStore(stack.mongoUri, config.mongo.database);
+    cleanups.push(() => store.close());
+    await ensureIndexes(store);
+    const system: System = { stack, store, stop };
+    if (parts.worker) {
+      system.worker = await startWorker(stack.temporalAddress, { config, store });
+      cleanups.push(() => system.worker!.shutdown());
+    }
+    if (parts.api) {
+      system.api = await startApi({
+        config,
+        store,
+        log,
+        temporalAddress: stack.temporalAddress,
+        ...(stack.temporalUiUrl ? { temporalUiUrl: stack.temporalUiUrl } : {}),
+      });
+      cleanups.push(() => system.api!.close());
+    }
+    return system;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * The service manifest: `mcp.json` in each service's folder says what the service is called, which
+ * version it is, how MCP clients reach it (stdio or Streamable HTTP), how to start its built server,
+ * and the lint / test / build steps mcpship runs to validate a save. docs/manifest.md documents
+ * every field with an example.
+ */
+import { access, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** The manifest's file name inside a service folder. */
+export const MANIFEST_FILE = 'mcp.json';
+
+/** A service name: lower-case letters, digits and dashes, 1-63 characters, not starting with a dash. */
+export const SERVICE_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** A service version: semver core `x.y.z`, no leading zeros, no pre-release or build suffix. */
+export const VERSION_PATTERN = /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
+
+/** Names of the validation steps, in the order mcpship runs them. */
+export const STEP_NAMES = ['lint', 'test', 'build'] as const;
+export type StepName = (typeof STEP_NAMES)[number];
+
+/** Default timeout of each validation step, in seconds. */
+export const DEFAULT_STEP_TIMEOUT_SEC: Readonly<Record<StepName, number>> = Object.freeze({
+  lint: 120,
+  test: 300,
+  build: 300,
+});
+
+/** Default MCP endpoint path of an http service. */
+export const DEFAULT_HTTP_PATH = '/mcp';
+
+/** Install command used when `install` is absent and the service folder has a package-lock.json. */
+export const DEFAULT_INSTALL_COMMAND = 'npm ci --no-audit --no-fund';
+
+/** The lock file whose presence turns on the default install command. */
+export const LOCK_FILE = 'package-lock.json';
+
+/** Environment variable through which the runner gives an http service its port. */
+export const PORT_ENV = 'PORT';
+
+const POSITIVE_INT = 'expected a positive integer';
+const NON_EMPTY = 'expected a non-empty string';
+
+const nonEmpty = z.string({ invalid_type_error: NON_EMPTY }).trim().min(1, NON_EMPTY);
+
+const timeoutSec = z
+  .number({ invalid_type_error: POSITIVE_INT })
+  .int(POSITIVE_INT)
+  .positive(POSITIVE_INT)
+  .max(86_400, 'expected at most 86400 (one day)');
+
+const step = (name: StepName) =>
+  z
+    .object({
+      /** A shell command line, run with the service folder as working directory. */
+      run: z.string({ invalid_type_error: NON_EMPTY }).trim().min(1, NON_EMPTY),
+      timeoutSec: timeoutSec.default(DEFAULT_STEP_TIMEOUT_SEC[name]),
+    })
+    .strict();
+
+const start = z
+  .object({
+    /** The program to run (looked up on PATH), e.g. `node`. */
+    command: nonEmpty,
+    /** Its arguments, e.g. `["dist/index.js"]`. */
+    args: z.array(z.string({ invalid_type_error: 'expected a string' }), { invalid_type_error: 'expected an array of strings' }).default([]),
+    /** Extra environment variables. */
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name'),
+        z.string({ invalid_type_error: 'expected a string value' }),
+        { invalid_type_error: 'expected an object of string values' },
+      )
+      .default({}),
+  })
+  .strict();
+
+const common = {
+  name: z
+    .string({ invalid_type_error: 'expected a string' })
+    .regex(SERVICE_NAME_PATTERN, 'expected lower-case letters, digits and "-", 1-63 characters, starting with a letter or digit'),
+  version: z.string({ invalid_type_error: 'expected a string' }).regex(VERSION_PATTERN, 'expected a semver version x.y.z, e.g. "1.0.0"'),
+  description: z.string({ invalid_type_error: 'expected a string' }).max(500, 'expected at most 500 characters').optional(),
+  start,
+  /** `null` turns the default install off; a string replaces it. */
+  install: nonEmpty.nullable().optional(),
+  steps: z
+    .object({ lint: step('lint'), test: step('test'), build: step('build') }, { invalid_type_error: 'expected an object with lint, test and build' })
+    .strict(),
+};
+
+const http = z
+  .object({
+    path: z
+      .string({ invalid_type_error: 'expected a string' })
+      .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'expected a URL path starting with "/", e.g. "/mcp"')
+      .default(DEFAULT_HTTP_PATH),
+  })
+  .strict();
+
+const TRANSPORT_MESSAGE = 'expected "stdio" or "http"';
+
+const ManifestObjectSchema = z
+  .object({
+    ...common,
+    transport: z.enum(['stdio', 'http'], { errorMap: () => ({ message: TRANSPORT_MESSAGE }) }),
+    http: http.optional(),
+  })
+  .strict();
+type ManifestObject = z.infer<typeof ManifestObjectSchema>;
+type Common = Omit<ManifestObject, 'transport' | 'http'>;
+
+/** mcp.json after validation, as written: `install` not yet resolved against the folder. */
+export type ManifestFile =
+  | (Common & { transport: 'stdio' })
+  | (Common & { transport: 'http'; http: { path: string } });
+
+/**
+ * The schema of `mcp.json`. One flat object (so every bad field is reported at once), narrowed to a
+ * union on `transport`: `http` is only allowed, and always filled in, for http services.
+ */
+export const ManifestFileSchema = ManifestObjectSchema.superRefine((m, ctx) => {
+  if (m.transport === 'stdio' && m.http !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['http'], message: 'only allowed with transport "http"' });
+  }
+  if (m.transport === 'http' && Object.hasOwn(m.start.env, PORT_ENV)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['start', 'env', PORT_ENV], message: `set by the runner for http services; remove it` });
+  }
+}).transform((m): ManifestFile => {
+  const { http: httpOptions, transport, ...rest } = m;
+  return transport === 'http' ? { ...rest, transport, http: httpOptions ?? { path: DEFAULT_HTTP_PATH } } : { ...rest, transport };
+});
+
+export type ManifestFileInput = z.input<typeof ManifestFileSchema>;
+export type Step = ManifestFile['steps'][StepName];
+
+/**
+ * A loaded manifest: every default filled in, and `install` resolved to the command to run before
+ * the steps (`null`: nothing to install).
+ */
+export type Manifest = ManifestFile extends infer M ? (M extends unknown ? Omit<M, 'install'> & { install: string | null } : never) : never;
+export type StdioManifest = Extract<Manifest, { transport: 'stdio' }>;
+export type HttpManifest = Extract<Manifest, { transport: 'http' }>;
+
+export interface ManifestIssue {
+  /** The field, dotted, with array indexes in brackets: `steps.test.timeoutSec`, `start.args[1]`. */
+  field: string;
+  message: string;
+}
+
+/** A manifest that is missing, not JSON, or invalid. The message names the file and each bad field. */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+  constructor(
+    /** The manifest file, as the caller named it (serviceDir joined with mcp.json). */
+    readonly file: string,
+    readonly issues: ManifestIssue[],
+  ) {
+    super(issues.map((i) => `${file}: ${i.field ? `${i.field}: ` : ''}${i.message}`).join('\n'));
+  }
+}
+
+function fieldOf(issuePath: (string | number)[]): string {
+  return issuePath.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key), '');
+}
+
+function messageOf(issue: z.ZodIssue, raw: unknown): string {
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') {
+    return issue.path.join('.') === 'transport' ? `required: ${TRANSPORT_MESSAGE}` : 'required';
+  }
+  if (issue.code === 'invalid_enum_value' && issue.path.join('.') === 'transport') {
+    return `${TRANSPORT_MESSAGE}, got ${JSON.stringify((raw as Record<string, unknown>).transport)}`;
+  }
+  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  if (issue.code === 'invalid_type' && issue.path.length === 0) return 'expected a JSON object';
+  return issue.message;
+}
+
+/**
+ * Validates already-parsed manifest JSON. `file` only names the source in error messages. The
+ * result's `install` is not resolved against a folder: absent stays `undefined` (see loadManifest).
+ */
+export function parseManifest(raw: unknown, file: string = MANIFEST_FILE): ManifestFile {
+  const result = ManifestFileSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({ field: fieldOf(issue.path), message: messageOf(issue, raw) }));
+  throw new ManifestError(file, issues);
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads and validates `<serviceDir>/mcp.json`, fills in defaults and resolves `install`: the
+ * manifest's own command, or `npm ci --no-audit --no-fund` when it is absent and the folder has a
+ * package-lock.json, or `null`. Throws ManifestError when the file is missing, not JSON, or invalid.
+ */
+export async function loadManifest(serviceDir: string): Promise<Manifest> {
+  const file = path.join(serviceDir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message =
+      code === 'ENOENT'
+        ? `not found: every service folder needs an ${MANIFEST_FILE} manifest (see docs/manifest.md)`
+        : `cannot be read: ${(err as Error).message}`;
+    throw new ManifestError(file, [{ field: '', message }]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(file, [{ field: '', message: `invalid JSON: ${(err as Error).message}` }]);
+  }
+  const manifest = parseManifest(raw, file);
+  const install =
+    manifest.install === null
+      ? null
+      : (manifest.install ?? ((await exists(path.join(serviceDir, LOCK_FILE))) ? DEFAULT_INSTALL_COMMAND : null));
+  return { ...manifest, install };
+}

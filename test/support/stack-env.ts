@@ -1,0 +1,33 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { loadConfig, type Config } from '../../core/config.ts';
+
+/** The shared test stack started by test/run.ts; a test file run on its own gets a clear error. */
+export function stackAddresses(): { temporalAddress: string; mongoUri: string; temporalUiUrl: string } {
+  const temporalAddress = process.env.MCPSHIP_TEST_TEMPORAL_ADDRESS;
+  const mongoUri = process.env.MCPSHIP_TEST_MONGODB_URI;
+  if (!temporalAddress || !mongoUri) {
+    throw new Error('integration tests need the test stack: run them through `npm test` (test/run.ts)');
+  }
+  return { temporalAddress, mongoUri, temporalUiUrl: process.env.MCPSHIP_TEST_TEMPORAL_UI_URL ?? '' };
+}
+
+/**
+ * A config pointing at the shared stack, with a database, task queue and state dir of its own, so
+ * test files cannot see each other's data.
+ */
+export function testConfig(env: Record<string, string> = {}): Config {
+  const { temporalAddress, mongoUri } = stackAddresses();
+  const id = randomUUID().slice(0, 8);
+  return loadConfig({
+    TEMPORAL_ADDRESS: temporalAddress,
+    MONGODB_URI: mongoUri,
+    MCPSHIP_MONGO_DATABASE: `test_${id}`,
+    MCPSHIP_TASK_QUEUE: `test-${id}`,
+    MCPSHIP_STATE_DIR: mkdtempSync(path.join(os.tmpdir(), 'mcpship-test-')),
+    MCPSHIP_LOG_LEVEL: 'warn',
+    ...env,
+  }).config;
+}
