@@ -16,7 +16,11 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "[stack:install] error: '$1' is not installed; install $2 and run this again." >&2; exit 1; }
 }
 
-if [ -x "$bin/temporal" ] && "$bin/temporal" --version 2>/dev/null | grep -q "temporal version $temporal_version"; then
+# Version output is read into a variable first: with pipefail, `grep -q` closing the pipe early
+# would make a healthy binary look broken.
+installed_version() { [ -x "$bin/$1" ] && "$bin/$1" --version 2>/dev/null || true; }
+
+if [[ "$(installed_version temporal)" == *"temporal version $temporal_version "* ]]; then
   say "temporal $temporal_version already installed ($bin/temporal)"
 else
   need python3 "Python 3 (with venv)"
@@ -27,7 +31,7 @@ else
   say "installed: $("$bin/temporal" --version)"
 fi
 
-if [ -x "$bin/ferretdb" ] && "$bin/ferretdb" --version 2>/dev/null | grep -q "version: $ferretdb_version"; then
+if [[ "$(installed_version ferretdb)" == *"version: $ferretdb_version"* ]]; then
   say "ferretdb $ferretdb_version already installed ($bin/ferretdb)"
 else
   need go "Go 1.24 or newer"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Everything mcpship needs on a fresh machine, done once and skipped when already there:
+# the npm packages (when package-lock.json changed since the last install) and the stack binaries.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+bash tools/stack/install.sh
