@@ -62,3 +62,91 @@ export interface EventDoc {
   workflowId?: string;
   runId?: string;
 }
+
+/** Desired state for the runner: run `instances` copies of this version from its immutable files. */
+export interface PoolDoc {
+  service: string;
+  version: string;
+  /** The staged or archived folder the instances start from. */
+  dir: string;
+  instances: number;
+  /** 'stopped' drains and stops the instances, then the runner removes their InstanceDocs. */
+  desired: 'running' | 'stopped';
+  updatedAt: Date;
+}
+
+export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
+
+/** One running process of a version, as the runner reports it. */
+export interface InstanceDoc {
+  instanceId: string;
+  service: string;
+  version: string;
+  /** The Streamable HTTP MCP endpoint the gateway proxies to (stdio servers are bridged). */
+  url: string;
+  pid?: number;
+  state: InstanceState;
+  restarts: number;
+  lastError?: string;
+  updatedAt: Date;
+}
+
+/**
+ * Where a service's new sessions go. Weights are shares (they need not sum to 100); `stable` is
+ * the fallback when another version's breaker is open or its weight is 0.
+ */
+export interface RoutingDoc {
+  service: string;
+  stable?: string;
+  weights: Record<string, number>;
+  /** Versions whose sessions must be refused (404) on their next request. */
+  pulled: string[];
+  updatedAt: Date;
+}
+
+/** A gateway session pinned to a version; shared so that any gateway routes it the same way. */
+export interface SessionDoc {
+  sessionId: string;
+  service: string;
+  version: string;
+  instanceId: string;
+  createdAt: Date;
+  lastSeenAt: Date;
+  closedAt?: Date;
+}
+
+/** Health counters of one version over one time bucket. */
+export interface MetricBucketDoc {
+  service: string;
+  version: string;
+  bucketStart: Date;
+  bucketMs: number;
+  requests: number;
+  httpErrors: number;
+  rpcErrors: number;
+  toolErrors: number;
+  timeouts: number;
+  /** Counts per latency bound in LATENCY_BOUNDS_MS (core/health.ts), last slot = above all bounds. */
+  latencyHist: number[];
+  latencySumMs: number;
+}
+
+export type MessageDirection = 'client_to_server' | 'server_to_client';
+
+/** One captured JSON-RPC message. */
+export interface MessageDoc {
+  messageId: string;
+  service: string;
+  version: string;
+  sessionId?: string;
+  direction: MessageDirection;
+  kind: 'request' | 'response' | 'notification' | 'error';
+  method?: string;
+  rpcId?: string | number | null;
+  payload: unknown;
+  truncated: boolean;
+  size: number;
+  at: Date;
+  latencyMs?: number;
+  transport: 'json' | 'sse';
+}
