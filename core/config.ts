@@ -42,6 +42,33 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    gateway: z
+      .object({
+        /** Largest request body accepted; larger ones get 413 with a JSON-RPC error. */
+        bodyLimitBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+        /** How long the gateway waits for an instance before answering with a timeout error. */
+        upstreamTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
+        capture: z
+          .object({
+            enabled: z.coerce.boolean().default(true),
+            /** Payloads larger than this are stored cut, marked truncated. */
+            maxPayloadBytes: z.coerce.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024),
+            /** Dotted paths blanked before storage, e.g. params.arguments.password. */
+            redact: z.array(z.string().min(1)).default(['params.arguments.password', 'params.arguments.token', 'params.arguments.apiKey']),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
+    runner: z
+      .object({
+        /** How long a stopping instance keeps serving in-flight requests before it is signalled. */
+        drainMs: z.coerce.number().int().min(0).max(600_000).default(2_000),
+        readyTimeoutMs: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+      })
+      .strict()
+      .default({}),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .strict();
@@ -68,6 +95,12 @@ export const ENV_KEYS = {
   MCPSHIP_ADMIN_TOKEN: 'api.adminToken',
   MCPSHIP_ALLOWED_ORIGINS: 'api.allowedOrigins',
   MCPSHIP_DEBOUNCE_MS: 'watcher.debounceMs',
+  MCPSHIP_BODY_LIMIT_BYTES: 'gateway.bodyLimitBytes',
+  MCPSHIP_UPSTREAM_TIMEOUT_MS: 'gateway.upstreamTimeoutMs',
+  MCPSHIP_CAPTURE: 'gateway.capture.enabled',
+  MCPSHIP_CAPTURE_MAX_PAYLOAD_BYTES: 'gateway.capture.maxPayloadBytes',
+  MCPSHIP_CAPTURE_REDACT: 'gateway.capture.redact',
+  MCPSHIP_DRAIN_MS: 'runner.drainMs',
   MCPSHIP_LOG_LEVEL: 'logLevel',
 } as const;
 
@@ -117,7 +150,8 @@ function findConfigFile(env: NodeJS.ProcessEnv, cwd: string): string | undefined
 }
 
 function envValue(name: EnvName, value: string): unknown {
-  return name === 'MCPSHIP_ALLOWED_ORIGINS'
+  if (name === 'MCPSHIP_CAPTURE') return !['0', 'false', 'off', 'no'].includes(value.toLowerCase());
+  return name === 'MCPSHIP_ALLOWED_ORIGINS' || name === 'MCPSHIP_CAPTURE_REDACT'
     ? value
         .split(',')
         .map((s) => s.trim())

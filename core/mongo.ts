@@ -1,5 +1,5 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
-import type { EventDoc, ServiceDoc, VersionDoc } from './documents.ts';
+import type { EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, ServiceDoc, SessionDoc, VersionDoc } from './documents.ts';
 
 /** Typed handles on mcpship's collections; every module reaches MongoDB through these. */
 export interface Store {
@@ -8,6 +8,12 @@ export interface Store {
   events: Collection<EventDoc>;
   versions: Collection<VersionDoc>;
   services: Collection<ServiceDoc>;
+  pools: Collection<PoolDoc>;
+  instances: Collection<InstanceDoc>;
+  routing: Collection<RoutingDoc>;
+  sessions: Collection<SessionDoc>;
+  metrics: Collection<MetricBucketDoc>;
+  messages: Collection<MessageDoc>;
   close(): Promise<void>;
 }
 
@@ -15,6 +21,12 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
   events: [{ key: { seq: 1 }, unique: true }, { key: { service: 1, seq: 1 } }, { key: { kind: 1, seq: 1 } }, { key: { time: 1 } }],
   versions: [{ key: { service: 1, version: 1 }, unique: true }, { key: { service: 1, hash: 1 } }, { key: { state: 1 } }],
   services: [{ key: { name: 1 }, unique: true }],
+  pools: [{ key: { service: 1, version: 1 }, unique: true }],
+  instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }],
+  routing: [{ key: { service: 1 }, unique: true }],
+  sessions: [{ key: { sessionId: 1 }, unique: true }, { key: { service: 1, version: 1 } }],
+  metrics: [{ key: { service: 1, version: 1, bucketStart: 1 } }],
+  messages: [{ key: { messageId: 1 }, unique: true }, { key: { service: 1, at: 1 } }, { key: { sessionId: 1, at: 1 } }],
 };
 
 export async function connectStore(uri: string, database: string): Promise<Store> {
@@ -27,6 +39,12 @@ export async function connectStore(uri: string, database: string): Promise<Store
     events: db.collection<EventDoc>('events'),
     versions: db.collection<VersionDoc>('versions'),
     services: db.collection<ServiceDoc>('services'),
+    pools: db.collection<PoolDoc>('pools'),
+    instances: db.collection<InstanceDoc>('instances'),
+    routing: db.collection<RoutingDoc>('routing'),
+    sessions: db.collection<SessionDoc>('sessions'),
+    metrics: db.collection<MetricBucketDoc>('metrics'),
+    messages: db.collection<MessageDoc>('messages'),
     close: () => client.close(),
   };
 }
