@@ -1,16 +1,26 @@
 import type { Config } from '../core/config.ts';
+import type { EventStore } from '../core/events.ts';
 import type { Store } from '../core/mongo.ts';
+import { recordActivities } from './records.ts';
+import { runStepActivities } from './run-step.ts';
 import { selfCheckActivities } from './self-check.ts';
+import { snapshotActivities } from './snapshot.ts';
+import { versionActivities } from './versions.ts';
 
 export interface ActivityDeps {
   config: Config;
   store: Store;
+  events: EventStore;
 }
 
 /** All activities, bound to their dependencies; workflows see only the type. */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...selfCheckActivities(deps.store),
+    ...recordActivities(deps),
+    ...snapshotActivities(deps.config),
+    ...runStepActivities({ stateDir: deps.config.stateDir, events: deps.events }),
+    ...versionActivities(deps),
   };
 }
 

@@ -1,6 +1,7 @@
 import { startApi, type ApiHandle } from '../api/server.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
+import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
 import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
@@ -13,6 +14,7 @@ export interface SystemParts {
 export interface System {
   stack: Stack;
   store: Store;
+  events: EventStore;
   worker?: WorkerHandle;
   api?: ApiHandle;
   stop(): Promise<void>;
@@ -32,9 +34,10 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     const store = await connectStore(stack.mongoUri, config.mongo.database);
     cleanups.push(() => store.close());
     await ensureIndexes(store);
-    const system: System = { stack, store, stop };
+    const events = new EventStore(store);
+    const system: System = { stack, store, events, stop };
     if (parts.worker) {
-      system.worker = await startWorker(stack.temporalAddress, { config, store });
+      system.worker = await startWorker(stack.temporalAddress, { config, store, events });
       cleanups.push(() => system.worker!.shutdown());
     }
     if (parts.api) {

@@ -113,6 +113,8 @@ export interface SessionDoc {
   createdAt: Date;
   lastSeenAt: Date;
   closedAt?: Date;
+  /** The MCP protocol version negotiated in initialize (decides whether JSON-RPC batches may pass). */
+  protocolVersion?: string;
 }
 
 /** Health counters of one version over one time bucket. */
@@ -121,7 +123,14 @@ export interface MetricBucketDoc {
   version: string;
   bucketStart: Date;
   bucketMs: number;
+  /**
+   * The gateway process that wrote the bucket: each document has exactly one writer (FerretDB does
+   * not apply concurrent updates atomically), and readers sum over gateways.
+   */
+  gatewayId?: string;
   requests: number;
+  /** Exchanges with at least one failure of any kind; the numerator of the error rate. */
+  failures?: number;
   httpErrors: number;
   rpcErrors: number;
   toolErrors: number;

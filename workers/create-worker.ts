@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { reapLeftoverGroups } from '../activities/step-processes.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -11,8 +12,19 @@ export interface WorkerHandle {
   shutdown(): Promise<void>;
 }
 
+let runtimeInstalled = false;
+
+/** The SDK's own log lines (worker states, bundling) only from warnings up, in every worker process. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+}
+
 /** A worker on the configured task queue, running all mcpship workflows and activities. */
 export async function startWorker(address: string, deps: ActivityDeps): Promise<WorkerHandle> {
+  installRuntime();
+  reapLeftoverGroups(deps.config.stateDir);
   const connection = await NativeConnection.connect({ address });
   const worker = await Worker.create({
     connection,

@@ -1,2 +1,3 @@
 // The one file the worker bundles: every workflow is exported from here.
 export { selfCheckWorkflow } from './self-check.ts';
+export { serviceWorkflow } from './service-workflow.ts';

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { MongoServerError } from 'mongodb';
+import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, seqInserter, type Store } from '../../core/mongo.ts';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../core/search-attributes.ts';
@@ -18,7 +19,7 @@ let worker: WorkerHandle;
 
 before(async () => {
   store = await connectStore(mongoUri, config.mongo.database);
-  worker = await startWorker(temporalAddress, { config, store });
+  worker = await startWorker(temporalAddress, { config, store, events: new EventStore(store) });
 });
 
 after(async () => {

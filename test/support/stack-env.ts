@@ -1,8 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../core/config.ts';
+import { repoRoot } from '../../stack/binaries.ts';
 
 /** The shared test stack started by test/run.ts; a test file run on its own gets a clear error. */
 export function stackAddresses(): { temporalAddress: string; mongoUri: string; temporalUiUrl: string } {
@@ -12,6 +12,16 @@ export function stackAddresses(): { temporalAddress: string; mongoUri: string; t
     throw new Error('integration tests need the test stack: run them through `npm test` (test/run.ts)');
   }
   return { temporalAddress, mongoUri, temporalUiUrl: process.env.MCPSHIP_TEST_TEMPORAL_UI_URL ?? '' };
+}
+
+/**
+ * A fresh state dir inside the checkout, so that validation commands run in snapshots under it
+ * resolve packages (typescript, the MCP SDK) from the checkout's node_modules, as in `npm start`.
+ */
+export function testStateDir(): string {
+  const root = path.join(repoRoot, '.mcpship', 'tmp-test');
+  mkdirSync(root, { recursive: true });
+  return mkdtempSync(path.join(root, 'state-'));
 }
 
 /**
@@ -26,7 +36,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     MONGODB_URI: mongoUri,
     MCPSHIP_MONGO_DATABASE: `test_${id}`,
     MCPSHIP_TASK_QUEUE: `test-${id}`,
-    MCPSHIP_STATE_DIR: mkdtempSync(path.join(os.tmpdir(), 'mcpship-test-')),
+    MCPSHIP_STATE_DIR: testStateDir(),
     MCPSHIP_LOG_LEVEL: 'warn',
     ...env,
   }).config;

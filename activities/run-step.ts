@@ -1,0 +1,107 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { execa } from 'execa';
+import type { StepResult } from '../core/documents.ts';
+import type { EventStore } from '../core/events.ts';
+import type { RunStepInput } from '../core/pipeline.ts';
+import { killGroup, recordGroup } from './step-processes.ts';
+
+const TAIL_BYTES = 4_000;
+const HEARTBEAT_MS = 1_000;
+const KILL_GRACE_MS = 2_000;
+
+/** Keeps the last bytes of a stream of output. */
+class Tail {
+  private text = '';
+  push(chunk: string) {
+    this.text = (this.text + chunk).slice(-TAIL_BYTES);
+  }
+  get value() {
+    return this.text;
+  }
+  get lastLine() {
+    return this.text.trimEnd().split('\n').pop() ?? '';
+  }
+}
+
+/** The child's environment: the worker's, without what would confuse a nested test runner. */
+function stepEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', FORCE_COLOR: '0' };
+  delete env.NODE_TEST_CONTEXT;
+  delete env.NODE_OPTIONS;
+  return env;
+}
+
+export function runStepActivities(deps: { stateDir: string; events: EventStore }) {
+  return {
+    /**
+     * Runs one validation command in the snapshot. A failing command is a result (ok: false), not
+     * an exception; exceptions are left for infrastructure trouble, which Temporal retries.
+     */
+    async runValidationStep(input: RunStepInput): Promise<StepResult> {
+      const { service, hash, dir, plan } = input;
+      const ctx = Context.current();
+      const STEP = plan.step.toUpperCase();
+      const logDir = path.join(deps.stateDir, 'logs', 'validation', service, hash.slice(0, 12));
+      mkdirSync(logDir, { recursive: true });
+      const logFile = path.join(logDir, `${plan.step}.log`);
+      const log = createWriteStream(logFile);
+      log.write(`$ ${plan.command}\n`);
+      const tail = new Tail();
+      const started = Date.now();
+      await deps.events.append({ service, kind: `${STEP}_STARTED`, status: 'running', details: { hash, command: plan.command, attempt: ctx.info.attempt } });
+
+      const child = execa(plan.command, { shell: true, cwd: dir, detached: true, reject: false, all: true, buffer: false, stdin: 'ignore', env: stepEnv(), extendEnv: false });
+      const pgid = child.pid!;
+      const forget = recordGroup(deps.stateDir, pgid, `${service} ${hash} ${plan.step}`);
+      child.all!.on('data', (chunk: Buffer) => {
+        log.write(chunk);
+        tail.push(chunk.toString());
+      });
+
+      let reason: string | undefined;
+      const stop = (why: string) => {
+        if (reason) return;
+        reason = why;
+        killGroup(pgid, 'SIGTERM');
+        setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS).unref();
+      };
+      const timeout = setTimeout(() => stop(`${plan.step} timed out after ${plan.timeoutSec} s`), plan.timeoutSec * 1000);
+      const heartbeat = setInterval(() => ctx.heartbeat({ step: plan.step, elapsedMs: Date.now() - started, lastLine: tail.lastLine }), HEARTBEAT_MS);
+      const onCancel = () => stop(`${plan.step} cancelled`);
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+
+      const result = await child;
+      clearTimeout(timeout);
+      clearInterval(heartbeat);
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      // The shell may be gone while its children still run; end the whole group either way.
+      killGroup(pgid, 'SIGKILL');
+      forget();
+      await new Promise<void>((resolve) => log.end(resolve));
+
+      const durationMs = Date.now() - started;
+      const ok = !reason && result.exitCode === 0;
+      if (!ok && !reason) reason = `${plan.step} failed: \`${plan.command}\` exited with code ${result.exitCode}${tail.lastLine ? `: ${tail.lastLine}` : ''}`;
+      const stepResult: StepResult = {
+        step: plan.step,
+        ok,
+        exitCode: result.exitCode ?? null,
+        durationMs,
+        outputTail: tail.value,
+        logFile,
+        ...(reason ? { reason } : {}),
+      };
+      await deps.events.append({
+        service,
+        kind: ok ? `${STEP}_COMPLETE` : `${STEP}_FAILED`,
+        status: ok ? 'ok' : 'failed',
+        durationMs,
+        details: { hash, exitCode: stepResult.exitCode, outputTail: tail.value.slice(-1_000), logFile, ...(reason ? { reason } : {}) },
+      });
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+      return stepResult;
+    },
+  };
+}

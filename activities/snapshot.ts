@@ -1,0 +1,86 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { cp, mkdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Config } from '../core/config.ts';
+import { loadManifest, ManifestError, STEP_NAMES, LOCK_FILE } from '../core/manifest.ts';
+import type { SnapshotResult, StepPlan } from '../core/pipeline.ts';
+import { isServiceName } from '../core/service-name.ts';
+import { hashTree, listSourceFiles } from '../core/tree-hash.ts';
+
+/** Failure types the workflow treats as a failed validation rather than a broken worker. */
+export const SNAPSHOT_FAILURES = ['ManifestError', 'ServiceMissing'] as const;
+
+const INSTALL_TIMEOUT_SEC = 600;
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Installed dependencies are shared by every snapshot with the same lock file: the first install
+ * fills <state>/cache/node_modules/<lock hash>, later snapshots link to it and skip the install.
+ */
+async function linkCachedModules(config: Config, dir: string): Promise<{ cached: boolean; cacheDir?: string }> {
+  const lock = path.join(dir, LOCK_FILE);
+  if (!(await exists(lock))) return { cached: false };
+  const lockHash = createHash('sha256').update(await readFile(lock)).digest('hex').slice(0, 16);
+  const cacheDir = path.join(config.stateDir, 'cache', 'node_modules', lockHash);
+  if (!(await exists(path.join(cacheDir, 'node_modules')))) return { cached: false, cacheDir };
+  await symlink(path.join(cacheDir, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  return { cached: true, cacheDir };
+}
+
+export function snapshotActivities(config: Config) {
+  return {
+    /**
+     * Copies the service's source into <state>/work/<name>/<hash>/, where validation runs, so that
+     * files still being edited are never validated. Keyed by the hash of what was copied.
+     */
+    async snapshotService(service: string): Promise<SnapshotResult> {
+      if (!isServiceName(service)) throw ApplicationFailure.nonRetryable(`invalid service name ${JSON.stringify(service)}`, 'ServiceMissing');
+      const source = path.join(config.servicesDir, service);
+      if (!(await exists(source))) throw ApplicationFailure.nonRetryable(`service folder ${source} does not exist`, 'ServiceMissing');
+
+      const workRoot = path.join(config.stateDir, 'work', service);
+      const tmp = path.join(workRoot, `.tmp-${randomUUID()}`);
+      await mkdir(tmp, { recursive: true });
+      try {
+        for (const file of await listSourceFiles(source)) {
+          await cp(path.join(source, file), path.join(tmp, file), { recursive: false, preserveTimestamps: true });
+        }
+        const { hash, files } = await hashTree(tmp);
+        const dir = path.join(workRoot, hash);
+        if (await exists(dir)) await rm(tmp, { recursive: true, force: true });
+        else await rename(tmp, dir);
+
+        let manifest;
+        try {
+          manifest = await loadManifest(dir);
+        } catch (err) {
+          if (err instanceof ManifestError) throw ApplicationFailure.nonRetryable(err.message.replaceAll(dir, source), 'ManifestError');
+          throw err;
+        }
+        if (manifest.name !== service) {
+          throw ApplicationFailure.nonRetryable(`${source}/mcp.json: name: "${manifest.name}" does not match the folder name "${service}"`, 'ManifestError');
+        }
+
+        const steps: StepPlan[] = [];
+        if (manifest.install && !(await exists(path.join(dir, 'node_modules')))) {
+          const { cached, cacheDir } = await linkCachedModules(config, dir);
+          if (!cached) {
+            const fill = cacheDir ? ` && mkdir -p ${JSON.stringify(cacheDir)} && rm -rf ${JSON.stringify(path.join(cacheDir, 'node_modules'))} && cp -a node_modules ${JSON.stringify(cacheDir + '/')}` : '';
+            steps.push({ step: 'install', command: `${manifest.install}${fill}`, timeoutSec: INSTALL_TIMEOUT_SEC });
+          }
+        }
+        for (const step of STEP_NAMES) steps.push({ step, command: manifest.steps[step].run, timeoutSec: manifest.steps[step].timeoutSec });
+        return { service, hash, dir, files, version: manifest.version, steps };
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    },
+  };
+}

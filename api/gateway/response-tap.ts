@@ -1,0 +1,150 @@
+/**
+ * Reads JSON-RPC messages out of an upstream response while the proxy streams the same bytes to
+ * the client: the tap gets copies of the chunks, so parsing never holds a byte back. SSE events
+ * are reported one by one as they complete; a JSON body when it has all arrived.
+ */
+import { countMessageErrors } from '../../core/health.ts';
+import type { JsonRpcId, JsonRpcMessage } from '../../core/routing.ts';
+
+export interface SseEvent {
+  event: string;
+  data: string;
+  id?: string;
+}
+
+/** An incremental text/event-stream parser (the WHATWG rules: any line ending, `data:` lines joined). */
+export class SseParser {
+  private readonly decoder = new TextDecoder();
+  private buffer = '';
+  private data: string[] = [];
+  private event = '';
+  private id: string | undefined;
+
+  push(chunk: Uint8Array): SseEvent[] {
+    return this.consume(this.decoder.decode(chunk, { stream: true }), false);
+  }
+
+  /** The stream ended; an event without its blank line is dropped, as a browser would. */
+  end(): SseEvent[] {
+    return this.consume(this.decoder.decode(), true);
+  }
+
+  private consume(text: string, final: boolean): SseEvent[] {
+    const out: SseEvent[] = [];
+    const buf = this.buffer + text;
+    let pos = 0;
+    for (;;) {
+      const cr = buf.indexOf('\r', pos);
+      const lf = buf.indexOf('\n', pos);
+      const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+      if (end === -1) break;
+      // A CR at the very end may be the first half of a CRLF split across chunks.
+      if (buf[end] === '\r' && end === buf.length - 1 && !final) break;
+      const line = buf.slice(pos, end);
+      pos = end + (buf[end] === '\r' && buf[end + 1] === '\n' ? 2 : 1);
+      this.line(line, out);
+    }
+    this.buffer = buf.slice(pos);
+    if (final) {
+      this.buffer = '';
+      this.data = [];
+      this.event = '';
+    }
+    return out;
+  }
+
+  private line(line: string, out: SseEvent[]): void {
+    if (line === '') {
+      if (this.data.length > 0) out.push({ event: this.event || 'message', data: this.data.join('\n'), ...(this.id !== undefined ? { id: this.id } : {}) });
+      this.data = [];
+      this.event = '';
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.event = value;
+    else if (field === 'id' && !value.includes('\0')) this.id = value;
+  }
+}
+
+export type TapTransport = 'json' | 'sse';
+export type OnTappedMessage = (msg: JsonRpcMessage, transport: TapTransport, size: number) => void;
+
+/**
+ * Follows one response: reports each JSON-RPC message and keeps the health counts and the ids
+ * answered so far (what a timeout still owes the client).
+ */
+export class ResponseTap {
+  rpcErrors = 0;
+  toolErrors = 0;
+  readonly answered = new Set<JsonRpcId>();
+  private readonly sse?: SseParser;
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+
+  private constructor(
+    readonly transport: TapTransport,
+    private readonly onMessage: OnTappedMessage,
+    private readonly maxJsonBytes: number,
+  ) {
+    if (transport === 'sse') this.sse = new SseParser();
+  }
+
+  /** A tap for the response's content type, or undefined for bodies that carry no JSON-RPC. */
+  static for(contentType: string | undefined, onMessage: OnTappedMessage, maxJsonBytes = 16 * 1024 * 1024): ResponseTap | undefined {
+    const essence = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+    if (essence === 'text/event-stream') return new ResponseTap('sse', onMessage, maxJsonBytes);
+    if (essence === 'application/json' || essence.endsWith('+json')) return new ResponseTap('json', onMessage, maxJsonBytes);
+    return undefined;
+  }
+
+  write(chunk: Buffer): void {
+    if (this.sse) {
+      for (const event of this.sse.push(chunk)) this.event(event);
+      return;
+    }
+    this.bytes += chunk.length;
+    // Beyond the cap the body is not parsed (and not reported); the client still gets all of it.
+    if (this.bytes <= this.maxJsonBytes) this.chunks.push(chunk);
+    else this.chunks = [];
+  }
+
+  end(): void {
+    if (this.sse) {
+      for (const event of this.sse.end()) this.event(event);
+      return;
+    }
+    if (this.bytes === 0 || this.bytes > this.maxJsonBytes) return;
+    const text = Buffer.concat(this.chunks).toString('utf8');
+    this.chunks = [];
+    this.payload(text, this.bytes);
+  }
+
+  private event(event: SseEvent): void {
+    if (event.event !== 'message') return;
+    this.payload(event.data, Buffer.byteLength(event.data));
+  }
+
+  private payload(text: string, size: number): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return;
+    }
+    const batch = Array.isArray(value);
+    for (const item of batch ? (value as unknown[]) : [value]) {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) continue;
+      const msg = item as JsonRpcMessage;
+      const counts = countMessageErrors(msg);
+      this.rpcErrors += counts.rpcErrors;
+      this.toolErrors += counts.toolErrors;
+      if (!('method' in msg) && (typeof msg.id === 'string' || typeof msg.id === 'number')) this.answered.add(msg.id);
+      this.onMessage(msg, this.transport, batch ? Buffer.byteLength(JSON.stringify(msg)) : size);
+    }
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * Which version and instance each MCP session is pinned to. Memory answers the hot path; MongoDB
+ * (`sessions`) is the shared copy, so a restarted gateway, or another one behind the same load
+ * balancer, routes a session the same way: a miss in memory is looked up there.
+ */
+import type { Store } from '../../core/mongo.ts';
+
+export interface SessionRoute {
+  service: string;
+  version: string;
+  instanceId: string;
+  /** The protocol version negotiated in initialize, once the response has been seen. */
+  protocolVersion?: string;
+}
+
+export interface SessionTableOptions {
+  /** Sessions kept in memory; the oldest go first (MongoDB still has them). */
+  maxCached?: number;
+  /** How long open() waits for MongoDB before answering anyway (then only this gateway knows the session until the write lands). */
+  persistWaitMs?: number;
+  /** lastSeenAt is written at most this often per session. */
+  touchEveryMs?: number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+interface Cached extends SessionRoute {
+  touchedAt: number;
+}
+
+export class SessionTable {
+  private readonly memory = new Map<string, Cached>();
+  private readonly maxCached: number;
+  private readonly persistWaitMs: number;
+  private readonly touchEveryMs: number;
+
+  constructor(
+    private readonly store: Pick<Store, 'sessions'>,
+    private readonly opts: SessionTableOptions = {},
+  ) {
+    this.maxCached = opts.maxCached ?? 100_000;
+    this.persistWaitMs = opts.persistWaitMs ?? 1_000;
+    this.touchEveryMs = opts.touchEveryMs ?? 30_000;
+  }
+
+  /**
+   * Records a new session. Resolves once MongoDB has it (or after persistWaitMs), so that the
+   * client — which learns the id only from the response this delays — can use any gateway next.
+   */
+  async open(sessionId: string, route: SessionRoute): Promise<void> {
+    this.remember(sessionId, { ...route, touchedAt: performance.now() });
+    const now = new Date();
+    const write = this.store.sessions
+      .updateOne(
+        { sessionId },
+        {
+          $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
+          $setOnInsert: { sessionId, createdAt: now },
+          $unset: { closedAt: '' },
+        },
+        { upsert: true },
+      )
+      .then(
+        () => true,
+        (err: unknown) => {
+          this.opts.log?.warn({ err, sessionId }, 'session not saved to MongoDB; only this gateway knows it');
+          return false;
+        },
+      );
+    let timer: NodeJS.Timeout | undefined;
+    const wait = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.persistWaitMs);
+    });
+    await Promise.race([write, wait]);
+    clearTimeout(timer);
+  }
+
+  /** The session's route, from memory or MongoDB; undefined when unknown or closed. Throws when MongoDB cannot answer. */
+  async get(sessionId: string): Promise<SessionRoute | undefined> {
+    const hit = this.memory.get(sessionId);
+    if (hit) {
+      this.touch(sessionId, hit);
+      return hit;
+    }
+    const doc = await this.store.sessions.findOne({ sessionId }, { projection: { _id: 0 } });
+    if (!doc || doc.closedAt) return undefined;
+    const route: Cached = { service: doc.service, version: doc.version, instanceId: doc.instanceId, touchedAt: 0 };
+    if (doc.protocolVersion) route.protocolVersion = doc.protocolVersion;
+    this.remember(sessionId, route);
+    this.touch(sessionId, route);
+    return route;
+  }
+
+  /** Notes the negotiated protocol version, which decides whether JSON-RPC batches may pass. */
+  setProtocolVersion(sessionId: string, protocolVersion: string): void {
+    const hit = this.memory.get(sessionId);
+    if (hit) hit.protocolVersion = protocolVersion;
+    this.store.sessions
+      .updateOne({ sessionId }, { $set: { protocolVersion } })
+      .catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session protocol version not saved'));
+  }
+
+  /** Ends the session for every gateway: later requests with its id get 404. */
+  async close(sessionId: string): Promise<void> {
+    this.memory.delete(sessionId);
+    await this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } });
+  }
+
+  /** Sessions held in memory (for tests and the health endpoint). */
+  get size(): number {
+    return this.memory.size;
+  }
+
+  private remember(sessionId: string, route: Cached): void {
+    this.memory.delete(sessionId);
+    this.memory.set(sessionId, route);
+    if (this.memory.size > this.maxCached) {
+      const oldest = this.memory.keys().next().value;
+      if (oldest !== undefined) this.memory.delete(oldest);
+    }
+  }
+
+  private touch(sessionId: string, route: Cached): void {
+    const now = performance.now();
+    if (now - route.touchedAt < this.touchEveryMs) return;
+    route.touchedAt = now;
+    this.store.sessions.updateOne({ sessionId }, { $set: { lastSeenAt: new Date() } }).catch(() => {
+      // lastSeenAt is bookkeeping; a missed write is corrected by the next one.
+    });
+  }
+}
+

@@ -1,0 +1,69 @@
+/**
+ * The contract between the gateway proxy and what watches its traffic (metrics, breaker, capture).
+ * The gateway reports; observers never answer back, so a slow or broken observer cannot slow or
+ * break a proxied request.
+ */
+
+/** One parsed JSON-RPC message. Observers may keep the object: do not mutate it after reporting. */
+export type JsonRpcMessage = Record<string, unknown>;
+
+/** One HTTP exchange between a client and one instance of a version (a POST, or a GET stream). */
+export interface ExchangeContext {
+  service: string;
+  version: string;
+  instanceId: string;
+  sessionId?: string;
+  /** performance.now() when the gateway received the request. */
+  startedAt: number;
+}
+
+/**
+ * How an exchange ended. rpcErrors/toolErrors: the sum of countMessageErrors (core/health.ts) over
+ * the server's messages of this exchange. httpStatus 0: no response at all.
+ * Report only exchanges that reached an instance: answers the gateway makes itself (404 for a
+ * pulled session, errors while a breaker is open) are not the version's doing.
+ */
+export interface ExchangeOutcome {
+  httpStatus: number;
+  latencyMs: number;
+  timedOut: boolean;
+  rpcErrors: number;
+  toolErrors: number;
+}
+
+export interface TrafficObserver {
+  /** Every JSON-RPC message, both ways, as it passes (SSE events one by one). Never throws nor blocks. */
+  message(
+    ctx: ExchangeContext,
+    direction: 'client_to_server' | 'server_to_client',
+    msg: JsonRpcMessage,
+    transport: 'json' | 'sse',
+    size: number,
+  ): void;
+  /** Once per exchange, when its response is complete (or failed). Never throws nor blocks. */
+  exchangeEnd(ctx: ExchangeContext, outcome: ExchangeOutcome): void;
+}
+
+/** Several observers behind one; one that throws anyway does not keep the others from seeing. */
+export function fanOut(...observers: TrafficObserver[]): TrafficObserver {
+  return {
+    message(ctx, direction, msg, transport, size) {
+      for (const o of observers) {
+        try {
+          o.message(ctx, direction, msg, transport, size);
+        } catch {
+          // An observer's bug must not become a proxy failure.
+        }
+      }
+    },
+    exchangeEnd(ctx, outcome) {
+      for (const o of observers) {
+        try {
+          o.exchangeEnd(ctx, outcome);
+        } catch {
+          // As above.
+        }
+      }
+    },
+  };
+}

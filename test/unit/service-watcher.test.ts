@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { hashTree } from '../../core/tree-hash.ts';
+import { ServiceWatcher, type ServiceChange, type ServiceWatcherOptions } from '../../watcher/service-watcher.ts';
+
+const DEBOUNCE = 100;
+/** Long enough for chokidar to deliver events and several debounce windows to pass. */
+const QUIET = DEBOUNCE * 6;
+
+const dirs: string[] = [];
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function makeRoot(services: Record<string, Record<string, string>> = {}): Promise<string> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'mcpship-watcher-'));
+  dirs.push(root);
+  for (const [name, files] of Object.entries(services)) {
+    for (const [file, text] of Object.entries(files)) await put(root, `${name}/${file}`, text);
+  }
+  return root;
+}
+
+async function put(root: string, rel: string, text: string): Promise<void> {
+  const file = path.join(root, rel);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, text);
+}
+
+interface Harness {
+  watcher: ServiceWatcher;
+  changes: ServiceChange[];
+  added: string[];
+  removed: string[];
+  logLines: Array<{ level: number; msg: string; folder?: string }>;
+  changesOf(service: string): ServiceChange[];
+}
+
+async function start(root: string, extra: Partial<ServiceWatcherOptions> = {}): Promise<Harness> {
+  const changes: ServiceChange[] = [];
+  const added: string[] = [];
+  const removed: string[] = [];
+  const logLines: Harness['logLines'] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const watcher = new ServiceWatcher({
+    root,
+    debounceMs: DEBOUNCE,
+    log: pino({ level: 'warn' }, sink),
+    onChange: (c) => void changes.push(c),
+    onServiceAdded: (n) => void added.push(n),
+    onServiceRemoved: (n) => void removed.push(n),
+    ...extra,
+  });
+  await watcher.ready();
+  return { watcher, changes, added, removed, logLines, changesOf: (s) => changes.filter((c) => c.service === s) };
+}
+
+async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+async function hashOf(root: string, service: string): Promise<string> {
+  return (await hashTree(path.join(root, service))).hash;
+}
+
+test('existing services are reported at start, before ready() resolves', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a', 'src/tool.ts': 'b' }, hello: { 'index.ts': 'h' } });
+  const h = await start(root);
+  try {
+    assert.deepEqual([...h.added].sort(), ['calc', 'hello']);
+    assert.equal(h.changes.length, 2);
+    const calc = h.changesOf('calc')[0]!;
+    assert.equal(calc.hash, await hashOf(root, 'calc'));
+    assert.deepEqual(calc.changedPaths, ['index.ts', 'src/tool.ts']);
+    assert.ok(!Number.isNaN(Date.parse(calc.at)));
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('a save gives one change with the tree hash and the changed paths', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a', 'src/tool.ts': 'b', 'README.md': 'r' } });
+  const h = await start(root);
+  try {
+    await put(root, 'calc/src/tool.ts', 'b2');
+    await waitFor('the change', () => h.changes.length === 2);
+    const change = h.changes[1]!;
+    assert.equal(change.service, 'calc');
+    assert.equal(change.hash, await hashOf(root, 'calc'));
+    assert.deepEqual(change.changedPaths, ['src/tool.ts']);
+    await sleep(QUIET);
+    assert.equal(h.changes.length, 2);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('five quick saves within the debounce give exactly one change, with the newest content', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'v0' } });
+  // A wider window than elsewhere: the saves must land inside it even on a busy machine.
+  const h = await start(root, { debounceMs: 400 });
+  try {
+    for (let i = 1; i <= 5; i++) {
+      await put(root, 'calc/index.ts', `v${i}`);
+      await sleep(10);
+    }
+    await waitFor('the change', () => h.changes.length === 2);
+    await sleep(400 * 3);
+    assert.equal(h.changes.length, 2);
+    assert.equal(h.changes[1]!.hash, await hashOf(root, 'calc'));
+    assert.deepEqual(h.changes[1]!.changedPaths, ['index.ts']);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('rewriting identical bytes or touching mtime starts nothing', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'same', 'other.ts': 'o' } });
+  const h = await start(root);
+  try {
+    await put(root, 'calc/index.ts', 'same');
+    const later = new Date(Date.now() + 60_000);
+    await utimes(path.join(root, 'calc/other.ts'), later, later);
+    await sleep(QUIET);
+    assert.equal(h.changes.length, 1);
+    // The suppressed paths are not carried into the next real change.
+    await put(root, 'calc/other.ts', 'o2');
+    await waitFor('the real change', () => h.changes.length === 2);
+    assert.deepEqual(h.changes[1]!.changedPaths, ['other.ts']);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('node_modules, build output and editor temp files start nothing', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a', 'node_modules/dep/index.js': 'x' } });
+  const h = await start(root);
+  try {
+    await put(root, 'calc/node_modules/dep/index.js', 'changed');
+    await put(root, 'calc/node_modules/new-dep/index.js', 'new');
+    await put(root, 'calc/dist/index.js', 'built');
+    await put(root, 'calc/.index.ts.swp', 'swap');
+    await put(root, 'calc/index.ts~', 'backup');
+    await put(root, 'calc/4913', 'vim probe');
+    await sleep(QUIET);
+    assert.equal(h.changes.length, 1);
+    await put(root, 'calc/index.ts', 'b');
+    await waitFor('the real change', () => h.changes.length === 2);
+    assert.deepEqual(h.changes[1]!.changedPaths, ['index.ts']);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('write-temp-then-rename saves give exactly one change', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const h = await start(root);
+  try {
+    await put(root, 'calc/index.ts.tmp', 'b');
+    await rename(path.join(root, 'calc/index.ts.tmp'), path.join(root, 'calc/index.ts'));
+    // An editor pattern whose temp name tree-hash does not know: it must not show in the paths.
+    await put(root, 'calc/index.ts___jb_tmp___', 'c');
+    await rename(path.join(root, 'calc/index.ts___jb_tmp___'), path.join(root, 'calc/index.ts'));
+    await waitFor('the change', () => h.changes.length === 2);
+    await sleep(QUIET);
+    assert.equal(h.changes.length, 2);
+    assert.equal(h.changes[1]!.hash, await hashOf(root, 'calc'));
+    assert.deepEqual(h.changes[1]!.changedPaths, ['index.ts']);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('two services changed at once give one change each', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' }, hello: { 'index.ts': 'h' } });
+  const h = await start(root);
+  try {
+    await Promise.all([put(root, 'calc/index.ts', 'a2'), put(root, 'hello/index.ts', 'h2')]);
+    await waitFor('both changes', () => h.changes.length === 4);
+    await sleep(QUIET);
+    assert.equal(h.changesOf('calc').length, 2);
+    assert.equal(h.changesOf('hello').length, 2);
+    assert.equal(h.changesOf('calc')[1]!.hash, await hashOf(root, 'calc'));
+    assert.equal(h.changesOf('hello')[1]!.hash, await hashOf(root, 'hello'));
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('a new service folder is added and reported; a removed one is removed', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const h = await start(root);
+  try {
+    await put(root, 'weather/index.ts', 'w');
+    await put(root, 'weather/package.json', '{}');
+    await waitFor('the new service', () => h.changesOf('weather').length === 1);
+    assert.deepEqual(h.added, ['calc', 'weather']);
+    const change = h.changesOf('weather')[0]!;
+    assert.equal(change.hash, await hashOf(root, 'weather'));
+    assert.deepEqual(change.changedPaths, ['index.ts', 'package.json']);
+
+    await put(root, 'calc/index.ts', 'edited just before removal');
+    await rm(path.join(root, 'calc'), { recursive: true, force: true });
+    await waitFor('the removal', () => h.removed.length === 1);
+    assert.deepEqual(h.removed, ['calc']);
+    await sleep(QUIET);
+    assert.deepEqual(h.added, ['calc', 'weather'], 'late file events must not bring a removed service back');
+    assert.equal(h.changesOf('calc').length, 1, 'the pending change of a removed service is cancelled');
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('knownHashes suppresses the initial change of an unchanged service', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' }, hello: { 'index.ts': 'h' } });
+  const knownHashes = new Map([
+    ['calc', await hashOf(root, 'calc')],
+    ['hello', 'an older hash'],
+  ]);
+  const h = await start(root, { knownHashes });
+  try {
+    assert.deepEqual([...h.added].sort(), ['calc', 'hello']);
+    assert.deepEqual(
+      h.changes.map((c) => c.service),
+      ['hello'],
+    );
+    await put(root, 'calc/index.ts', 'a2');
+    await waitFor('the change', () => h.changesOf('calc').length === 1);
+    assert.deepEqual(h.changesOf('calc')[0]!.changedPaths, ['index.ts'], 'only the edited file, not the whole tree');
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('a folder whose name is not a service name is skipped with a warning', async () => {
+  const root = await makeRoot({ Bad_Name: { 'index.ts': 'x' }, calc: { 'index.ts': 'a' } });
+  const h = await start(root);
+  try {
+    assert.deepEqual(h.added, ['calc']);
+    assert.deepEqual(
+      h.changes.map((c) => c.service),
+      ['calc'],
+    );
+    const warning = h.logLines.find((l) => l.folder === 'Bad_Name');
+    assert.ok(warning, 'a warning names the folder');
+    assert.equal(warning.level, 40);
+
+    await put(root, 'Bad_Name/index.ts', 'y');
+    await put(root, 'Also Bad/index.ts', 'z');
+    await sleep(QUIET);
+    assert.deepEqual(h.added, ['calc']);
+    assert.equal(h.changes.length, 1);
+    assert.ok(h.logLines.some((l) => l.folder === 'Also Bad'));
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('close() cancels pending changes: no callback after it', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const h = await start(root);
+  await put(root, 'calc/index.ts', 'b');
+  await sleep(20);
+  await h.watcher.close();
+  await sleep(QUIET);
+  assert.equal(h.changes.length, 1);
+});
