@@ -4,11 +4,17 @@ import express from 'express';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/mongo.ts';
+import type { EventStore } from '../core/events.ts';
+import { VersionRepo } from '../core/version-repo.ts';
+import { adminAuth } from './admin-auth.ts';
 import { errorHandler, notFound } from './errors.ts';
+import { eventsRouter } from './routes/events.ts';
+import { servicesRouter } from './routes/services.ts';
 
 export interface ApiDeps {
   config: Config;
   store: Store;
+  events: EventStore;
   log: Logger;
   temporalAddress: string;
   temporalUiUrl?: string;
@@ -21,6 +27,14 @@ export function createApp(deps: ApiDeps): express.Express {
     await deps.store.db.command({ ping: 1 });
     res.json({ ok: true, temporal: deps.temporalAddress, temporalUi: deps.temporalUiUrl ?? null });
   });
+  app.get('/api/meta', (_req, res) => {
+    res.json({ namespace: deps.config.temporal.namespace, taskQueue: deps.config.temporal.taskQueue, temporalUi: deps.temporalUiUrl ?? null });
+  });
+  const versions = new VersionRepo(deps.config, deps.store, deps.events);
+  const requireAdmin = adminAuth(deps.config.api.adminToken);
+  app.use('/api', express.json({ limit: '100kb' }));
+  app.use('/api', servicesRouter({ config: deps.config, store: deps.store, versions, requireAdmin, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
+  app.use('/api', eventsRouter(deps.events));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

@@ -3,7 +3,9 @@ import { ConfigError, loadConfig, type LoadedConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
 import { StackStartError } from '../stack/managed-process.ts';
 import { PortInUseError } from '../stack/ports.ts';
+import { ApiClient, ApiError } from './api-client.ts';
 import { runConfigCommand } from './config-command.ts';
+import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
 import { runServe } from './serve.ts';
 
 const program = new Command('mcpship').description('Develop, validate, roll out, watch and roll back your own MCP servers.');
@@ -42,10 +44,31 @@ program
   .option('--json', 'print JSON only')
   .action((opts: { json?: boolean }) => runConfigCommand(load(), Boolean(opts.json)));
 
+program
+  .command('status')
+  .description('services, their active and canary versions and last validation, with Temporal Web UI links')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action((opts: { api?: string }) => statusCommand(new ApiClient(load().config, opts.api)));
+
+program
+  .command('versions')
+  .argument('<service>')
+  .description("a service's staged, active and archived versions")
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action((service: string, opts: { api?: string }) => versionsCommand(new ApiClient(load().config, opts.api), service));
+
+program
+  .command('logs')
+  .argument('<service>')
+  .description("a service's events; --follow keeps printing them as they happen")
+  .option('-f, --follow', 'follow new events until Ctrl-C')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action((service: string, opts: { follow?: boolean; api?: string }) => logsCommand(new ApiClient(load().config, opts.api), service, opts));
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof StackStartError || err instanceof PortInUseError) {
+  if (err instanceof ConfigError || err instanceof StackStartError || err instanceof PortInUseError || err instanceof ApiError) {
     console.error(`mcpship: ${err.message}`);
     process.exit(2);
   }

@@ -1,12 +1,15 @@
 import { startApi, type ApiHandle } from '../api/server.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
+import { Client, Connection } from '@temporalio/client';
 import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
+import { startWatcher } from '../watcher/start-watcher.ts';
 import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
 
 export interface SystemParts {
+  /** The Temporal worker, and beside it the file watcher on the services root. */
   worker: boolean;
   api: boolean;
 }
@@ -39,11 +42,17 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     if (parts.worker) {
       system.worker = await startWorker(stack.temporalAddress, { config, store, events });
       cleanups.push(() => system.worker!.shutdown());
+      const connection = await Connection.connect({ address: stack.temporalAddress });
+      cleanups.push(() => connection.close());
+      const client = new Client({ connection, namespace: config.temporal.namespace });
+      const watcher = await startWatcher({ config, store, events, client, log });
+      cleanups.push(() => watcher.close());
     }
     if (parts.api) {
       system.api = await startApi({
         config,
         store,
+        events,
         log,
         temporalAddress: stack.temporalAddress,
         ...(stack.temporalUiUrl ? { temporalUiUrl: stack.temporalUiUrl } : {}),

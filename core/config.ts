@@ -16,6 +16,8 @@ export const ConfigSchema = z
         port: port.default(7233),
         uiPort: port.default(8233),
         taskQueue: z.string().min(1).default('mcpship'),
+        /** Temporal Web UI of an external cluster, for links (the embedded one is known by its port). */
+        uiUrl: z.string().url().optional(),
       })
       .strict()
       .default({}),
@@ -87,6 +89,7 @@ export const ENV_KEYS = {
   MCPSHIP_TEMPORAL_PORT: 'temporal.port',
   MCPSHIP_TEMPORAL_UI_PORT: 'temporal.uiPort',
   MCPSHIP_TASK_QUEUE: 'temporal.taskQueue',
+  MCPSHIP_TEMPORAL_UI_URL: 'temporal.uiUrl',
   MONGODB_URI: 'mongo.uri',
   MCPSHIP_MONGO_PORT: 'mongo.port',
   MCPSHIP_MONGO_DATABASE: 'mongo.database',

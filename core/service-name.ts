@@ -1,6 +1,6 @@
-/** Service names are folder names and URL segments: lower-case letters, digits and dashes. */
-export const SERVICE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+import { SERVICE_NAME_PATTERN } from './manifest.ts';
 
+/** Service names are folder names and URL segments (the pattern lives with the manifest schema). */
 export function isServiceName(name: string): boolean {
-  return SERVICE_NAME.test(name);
+  return SERVICE_NAME_PATTERN.test(name);
 }

@@ -56,17 +56,20 @@ export class VersionRepo {
     const updated = await this.store.versions.findOneAndUpdate(
       { service, version, state: { $in: statesLeadingTo(to) } },
       { $set: { state: to, updatedAt: at }, $push: { history: { state: to, at, ...(reason ? { reason } : {}) } } },
-      { returnDocument: 'after', projection: { _id: 0 } },
+      // FerretDB does not take a projection on findAndModify, so _id is dropped here.
+      { returnDocument: 'after' },
     );
     if (!updated) throw new Error(`${service}@${version} changed state while moving to ${to}`);
+    const { _id, ...doc } = updated;
     const failed = to === 'ROLLED_BACK' || to === 'ABORTED';
     await this.events.append({ service, version, kind: to, status: failed ? 'failed' : 'ok', details: { from: current.state, ...(reason ? { reason } : {}) } });
-    return updated;
+    return doc;
   }
 
   /** Archives a version: files copied to <state>/archive/<name>/<version>/, read-only, state ARCHIVED. */
   async archive(service: string, version: string, reason?: string): Promise<VersionDoc> {
     const doc = await this.get(service, version);
+    if (doc.state === 'ARCHIVED') return doc;
     assertTransition(doc.state, 'ARCHIVED', `${service}@${version}`);
     if (!doc.stagedDir) throw new NotFoundError(`${service}@${version} has no staged files`);
     const archiveDir = path.join(this.config.stateDir, 'archive', service, version);

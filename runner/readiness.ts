@@ -12,12 +12,13 @@ export interface ProbeResult {
 }
 
 /** One attempt; throws when the endpoint is not (yet) a working MCP server. */
-export async function probeMcp(url: string, timeoutMs: number): Promise<ProbeResult> {
+export async function probeMcp(url: string, timeoutMs: number, signal?: AbortSignal): Promise<ProbeResult> {
   const transport = new StreamableHTTPClientTransport(new URL(url));
   const client = new Client({ name: 'mcpship-runner-probe', version: '1.0.0' });
   try {
-    await client.connect(transport, { timeout: timeoutMs });
-    const { tools } = await client.listTools(undefined, { timeout: timeoutMs });
+    const options = { timeout: timeoutMs, ...(signal ? { signal } : {}) };
+    await client.connect(transport, options);
+    const { tools } = await client.listTools(undefined, options);
     await transport.terminateSession();
     return { tools: tools.map((t) => t.name) };
   } finally {
@@ -45,7 +46,7 @@ export async function waitReady(url: string, options: WaitReadyOptions): Promise
     const left = options.timeoutMs - (performance.now() - started);
     if (left <= 0) return { ready: false, reason: `not ready within ${options.timeoutMs} ms (last probe: ${lastError})` };
     try {
-      const { tools } = await probeMcp(url, Math.max(1_000, Math.min(left, 10_000)));
+      const { tools } = await probeMcp(url, Math.max(1_000, Math.min(left, 10_000)), options.signal);
       return { ready: true, tools };
     } catch (err) {
       lastError = (err as Error).message;

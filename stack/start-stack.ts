@@ -22,7 +22,7 @@ async function startTemporal(config: Config, log: Logger): Promise<{ address: st
   if (config.temporal.address) {
     log.info({ address: config.temporal.address }, 'TEMPORAL_ADDRESS set: using that Temporal, not starting one');
     await ensureSearchAttributes(config.temporal.address, namespace);
-    return { address: config.temporal.address };
+    return { address: config.temporal.address, ...(config.temporal.uiUrl ? { uiUrl: config.temporal.uiUrl } : {}) };
   }
   const { port, uiPort } = config.temporal;
   await assertPortFree('127.0.0.1', port, 'the Temporal frontend', 'MCPSHIP_TEMPORAL_PORT');

@@ -4,7 +4,7 @@
  * closed → open (breach) → half-open (after cooldown: one probe) → closed (probe ok) or open again.
  */
 import { performance } from 'node:perf_hooks';
-import { evaluateHealth, isFailedExchange, resolveThresholds, type BreakerThresholds, type HealthStats } from '../../core/health.ts';
+import { evaluateHealth, isFailedExchange, resolveThresholds, type BreakerThresholds, type HealthStats, type RollingWindow } from '../../core/health.ts';
 import type { ExchangeRecorded } from './metrics.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -143,8 +143,12 @@ export class CircuitBreaker {
     return () => this.changeListeners.delete(listener);
   }
 
-  /** Closes the breaker by hand (a version deployed afresh); its window is the recorder's to reset. */
-  reset(service: string, version: string): void {
+  /**
+   * Closes the breaker by hand (a version deployed afresh). Pass the version's window
+   * (recorder.window(service, version)) so that its old failures do not trip it again at once.
+   */
+  reset(service: string, version: string, window?: RollingWindow): void {
+    window?.reset();
     const entry = this.entries.get(keyOf(service, version));
     if (!entry || entry.state === 'closed') return;
     entry.probeAt = undefined;

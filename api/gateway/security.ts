@@ -62,3 +62,22 @@ export function securityGuard(opts: SecurityOptions): RequestHandler {
     next();
   };
 }
+
+/**
+ * CORS for the origins the guard let through (it runs first, so any Origin here is allowed): a
+ * browser client must be able to read Mcp-Session-Id to use its session.
+ */
+export function corsHeaders(origin: string | undefined, preflight = false): Record<string, string> {
+  if (origin === undefined) return {};
+  const headers: Record<string, string> = {
+    'access-control-allow-origin': origin,
+    vary: 'Origin',
+    'access-control-expose-headers': 'Mcp-Session-Id, MCP-Protocol-Version, X-Mcpship-Version',
+  };
+  if (preflight) {
+    headers['access-control-allow-methods'] = 'GET, POST, DELETE';
+    headers['access-control-allow-headers'] = 'Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, X-Mcpship-Version';
+    headers['access-control-max-age'] = '600';
+  }
+  return headers;
+}

@@ -1,0 +1,166 @@
+/**
+ * The routing decision engine: for one request, which version and instance, or which JSON-RPC
+ * error instead. It reads the cached routing, the session table and the breaker; it does no
+ * proxying, so every answer it can give is one return value.
+ */
+import type { InstanceDoc } from '../../core/documents.ts';
+import {
+  batchesAllowed,
+  INVALID_REQUEST,
+  jsonRpcError,
+  pickInstance,
+  pickVersion,
+  routableVersions,
+  SERVER_ERROR,
+  type JsonRpcErrorBody,
+  type JsonRpcId,
+  type RoutingView,
+} from '../../core/routing.ts';
+import type { RoutingCache, ServiceRoutes } from './routing-cache.ts';
+import type { SessionRoute, SessionTable } from './session-table.ts';
+
+/** What the gateway needs of the circuit breaker (api/gateway/breaker.ts implements it). */
+export interface BreakerView {
+  /** Not closed: open, or half-open and not yet proven. */
+  isOpen(service: string, version: string): boolean;
+  /** Closed: true. Open: false. Half-open: true for the one probe it lets through (so call it only to send). */
+  allowRequest(service: string, version: string): boolean;
+}
+
+/** The MCP SDK's code for an unknown session; the HTTP status (404) is what clients act on. */
+export const SESSION_NOT_FOUND = -32001;
+
+export interface RequestFacts {
+  service: string;
+  method: 'GET' | 'POST' | 'DELETE';
+  sessionId?: string;
+  /** X-Mcpship-Version: a version asked for by name, for new sessions only. */
+  forcedVersion?: string;
+  /** MCP-Protocol-Version request header. */
+  protocolVersion?: string;
+  /** POST only: the body is an initialize request. */
+  initialize: boolean;
+  /** POST only: the body is a JSON-RPC batch. */
+  batch: boolean;
+  /** The id to answer errors with (a single request's id), else null. */
+  rpcId: JsonRpcId | null;
+}
+
+export type Decision =
+  | {
+      kind: 'proxy';
+      version: string;
+      instance: InstanceDoc;
+      /** Set when the request belongs to a known session. */
+      session?: SessionRoute & { sessionId: string };
+      /** An initialize without a session: the response's Mcp-Session-Id opens one. */
+      opensSession: boolean;
+    }
+  | {
+      kind: 'reject';
+      status: number;
+      body: JsonRpcErrorBody;
+      /** The session is over for every gateway (pulled version, instance gone). */
+      closeSession?: string;
+    };
+
+const reject = (status: number, code: number, message: string, id: JsonRpcId | null): Decision => ({ kind: 'reject', status, body: jsonRpcError(code, message, id) });
+
+export interface DeciderDeps {
+  cache: Pick<RoutingCache, 'get'>;
+  sessions: Pick<SessionTable, 'get'>;
+  breaker?: BreakerView;
+  rand?: () => number;
+}
+
+export class Decider {
+  private readonly turns = new Map<string, number>();
+  /** Per service and version: did an initialize response carry a session id? Learned, not configured. */
+  private readonly modes = new Map<string, 'stateful' | 'stateless'>();
+  private readonly rand: () => number;
+
+  constructor(private readonly deps: DeciderDeps) {
+    this.rand = deps.rand ?? Math.random;
+  }
+
+  noteSessionMode(service: string, version: string, mode: 'stateful' | 'stateless'): void {
+    this.modes.set(`${service}\u0000${version}`, mode);
+  }
+
+  async decide(facts: RequestFacts): Promise<Decision> {
+    const routes = await this.deps.cache.get(facts.service);
+    const routing = routes.routing;
+    if (!routing) return reject(404, SERVER_ERROR, `Unknown service: ${facts.service}`, facts.rpcId);
+    if (facts.sessionId !== undefined) return this.forSession(facts, facts.sessionId, routes, routing);
+    if (routableVersions(routing).length === 0) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
+    return this.forNewTraffic(facts, routes, routing);
+  }
+
+  private async forSession(facts: RequestFacts, sessionId: string, routes: ServiceRoutes, routing: RoutingView): Promise<Decision> {
+    const route = await this.deps.sessions.get(sessionId);
+    if (!route || route.service !== facts.service) return reject(404, SESSION_NOT_FOUND, 'Session not found', facts.rpcId);
+    const gone = (why: string): Decision => ({ kind: 'reject', status: 404, body: jsonRpcError(SESSION_NOT_FOUND, `Session not found: ${why}`, facts.rpcId), closeSession: sessionId });
+    if (routing.pulled.includes(route.version)) return gone(`version ${route.version} was pulled`);
+    const instance = routes.ready.get(route.version)?.find((i) => i.instanceId === route.instanceId);
+    if (!instance) return gone('its instance is no longer serving');
+    const breaker = this.deps.breaker;
+    if (breaker && !breaker.allowRequest(facts.service, route.version)) {
+      // With somewhere else to go, the client is sent there by the spec's own route: a new session.
+      const open = this.openVersions(facts.service, routing);
+      open.add(route.version);
+      const fallback = pickVersion(routing, this.rand, { excluded: new Set([...open, ...this.withoutInstances(routes, routing)]) });
+      if (fallback !== undefined && !open.has(fallback) && routes.ready.has(fallback)) return gone(`version ${route.version} is failing`);
+      return reject(503, SERVER_ERROR, `Service unavailable: version ${route.version} is failing (circuit open)`, facts.rpcId);
+    }
+    if (facts.batch && !batchesAllowed(route.protocolVersion ?? facts.protocolVersion)) return this.noBatches(facts);
+    return { kind: 'proxy', version: route.version, instance, session: { ...route, sessionId }, opensSession: false };
+  }
+
+  /** An initialize, or any request to a server that has no sessions: a version by weight. */
+  private forNewTraffic(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView): Decision {
+    if (facts.batch && !batchesAllowed(facts.protocolVersion)) return this.noBatches(facts);
+    const version = this.chooseVersion(facts, routes, routing);
+    if (typeof version !== 'string') return version;
+    if (!facts.initialize && this.modes.get(`${facts.service}\u0000${version}`) === 'stateful') {
+      return reject(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required (send initialize first)', facts.rpcId);
+    }
+    const key = `${facts.service}\u0000${version}`;
+    const turn = this.turns.get(key) ?? 0;
+    this.turns.set(key, turn + 1);
+    const instance = pickInstance(routes.ready.get(version) ?? [], turn);
+    if (!instance) return reject(503, SERVER_ERROR, `Service unavailable: no ready instance of ${facts.service} ${version}`, facts.rpcId);
+    return { kind: 'proxy', version, instance, opensSession: facts.initialize };
+  }
+
+  private chooseVersion(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView): string | Decision {
+    const breaker = this.deps.breaker;
+    if (facts.forcedVersion !== undefined) {
+      const forced = pickVersion(routing, this.rand, { forced: facts.forcedVersion });
+      if (forced === undefined) return reject(404, SERVER_ERROR, `Version ${facts.forcedVersion} of ${facts.service} is not routable`, facts.rpcId);
+      if (breaker && !breaker.allowRequest(facts.service, forced)) return reject(503, SERVER_ERROR, `Service unavailable: version ${forced} is failing (circuit open)`, facts.rpcId);
+      return forced;
+    }
+    const excluded = new Set([...this.openVersions(facts.service, routing), ...this.withoutInstances(routes, routing)]);
+    for (;;) {
+      const version = pickVersion(routing, this.rand, { excluded });
+      if (version === undefined) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
+      if (!breaker || breaker.allowRequest(facts.service, version)) return version;
+      // Only a version that was the last resort already can be refused here: nothing else is left.
+      if (excluded.has(version)) return reject(503, SERVER_ERROR, `Service unavailable: version ${version} is failing (circuit open)`, facts.rpcId);
+      excluded.add(version);
+    }
+  }
+
+  private openVersions(service: string, routing: RoutingView): Set<string> {
+    const breaker = this.deps.breaker;
+    return new Set(breaker ? routableVersions(routing).filter((v) => breaker.isOpen(service, v)) : []);
+  }
+
+  private withoutInstances(routes: ServiceRoutes, routing: RoutingView): string[] {
+    return routableVersions(routing).filter((v) => !routes.ready.get(v)?.length);
+  }
+
+  private noBatches(facts: RequestFacts): Decision {
+    return reject(400, INVALID_REQUEST, `Invalid Request: JSON-RPC batches are not supported from protocol version 2025-06-18 on`, facts.rpcId);
+  }
+}

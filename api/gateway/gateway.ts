@@ -1,0 +1,459 @@
+/**
+ * The MCP gateway: `/mcp/<service>` speaks Streamable HTTP to clients and proxies each request,
+ * through http-proxy-middleware, to the instance the decision engine (decide.ts) chose. Responses
+ * stream through as they arrive; a tap reads the JSON-RPC messages out of copies of the chunks for
+ * the traffic observer (metrics, breaker, capture).
+ */
+import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { createProxyMiddleware } from 'http-proxy-middleware';
+import type { Config } from '../../core/config.ts';
+import type { EventStore } from '../../core/events.ts';
+import type { Logger } from '../../core/log.ts';
+import type { Store } from '../../core/mongo.ts';
+import { isServiceName } from '../../core/service-name.ts';
+import {
+  INVALID_REQUEST,
+  jsonRpcError,
+  parseJsonRpcBody,
+  REQUEST_TIMEOUT,
+  requestIds,
+  SERVER_ERROR,
+  type Classified,
+  type JsonRpcId,
+  type JsonRpcMessage,
+} from '../../core/routing.ts';
+import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
+import { ResponseTap } from './response-tap.ts';
+import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
+import { corsHeaders, securityGuard } from './security.ts';
+import { SessionTable, type SessionTableOptions } from './session-table.ts';
+import type { ExchangeContext, TrafficObserver } from './traffic.ts';
+
+export type { BreakerView } from './decide.ts';
+
+export interface GatewayDeps {
+  config: Config;
+  store: Store;
+  log: Logger;
+  /** Records instances that stop answering (throttled), for the dashboard's timeline. */
+  events?: Pick<EventStore, 'append'>;
+  observer?: TrafficObserver;
+  breaker?: BreakerView;
+  /** For tests: the randomness behind weighted choice. */
+  rand?: () => number;
+  cache?: RoutingCacheOptions;
+  sessions?: SessionTableOptions;
+}
+
+export interface Gateway {
+  /** Mount at /mcp, before any body parser: it reads request bodies itself, raw. */
+  router: express.Router;
+  cache: RoutingCache;
+  sessions: SessionTable;
+  close(): Promise<void>;
+}
+
+const METHODS = new Set(['GET', 'POST', 'DELETE']);
+/** Connection-scoped headers a proxy must not pass on (RFC 9110 7.6.1). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+const UNREACHABLE_EVENT_EVERY_MS = 10_000;
+
+/** One proxied request, from the decision to the end of its response. */
+interface Exchange {
+  ctx: ExchangeContext;
+  method: 'GET' | 'POST' | 'DELETE';
+  target: string;
+  body?: Buffer;
+  messages: JsonRpcMessage[];
+  classified: Classified[];
+  batch: boolean;
+  opensSession: boolean;
+  /** The request belonged to a session the table knew. */
+  sessionBound: boolean;
+  proxyReq?: ClientRequest;
+  proxyRes?: IncomingMessage;
+  tap?: ResponseTap;
+  timer?: NodeJS.Timeout;
+  clientMessagesSent: boolean;
+  timedOut: boolean;
+  /** No response came from the instance (refused, reset before the head). */
+  noResponse: boolean;
+  ended: boolean;
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  const one = Array.isArray(value) ? value[0] : value;
+  const trimmed = one?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+function sendRpcError(res: Response, status: number, body: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.status(status).json(body);
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const { config, log } = deps;
+  const observer = deps.observer;
+  const cache = new RoutingCache(deps.store, { log, ...deps.cache });
+  const sessions = new SessionTable(deps.store, { log, ...deps.sessions });
+  const decider = new Decider({ cache, sessions, ...(deps.breaker ? { breaker: deps.breaker } : {}), ...(deps.rand ? { rand: deps.rand } : {}) });
+  // Keep-alive to the instances: a new TCP connection per request would cost more than the proxy.
+  const agent = new http.Agent({ keepAlive: true });
+  const exchanges = new WeakMap<IncomingMessage, Exchange>();
+  const live = new Set<{ ex: Exchange; res: ServerResponse }>();
+  const unreachableAt = new Map<string, number>();
+  const timeoutMs = config.gateway.upstreamTimeoutMs;
+
+  const safely = (what: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      log.warn({ err }, `traffic observer failed in ${what}`);
+    }
+  };
+
+  /** The client's messages are reported once the session id is known (initialize) or the exchange failed. */
+  const reportClientMessages = (ex: Exchange) => {
+    if (ex.clientMessagesSent || !observer) return;
+    ex.clientMessagesSent = true;
+    for (const msg of ex.messages) {
+      const size = ex.batch ? Buffer.byteLength(JSON.stringify(msg)) : (ex.body?.length ?? 0);
+      safely('message', () => observer.message(ex.ctx, 'client_to_server', msg, 'json', size));
+    }
+  };
+
+  const reportEnd = (ex: Exchange, res: ServerResponse) => {
+    if (ex.ended) return;
+    ex.ended = true;
+    clearTimeout(ex.timer);
+    if (!observer) return;
+    // A GET that became a stream is the session's channel, not a request: its length is no latency.
+    if (ex.method === 'GET' && !ex.noResponse && !ex.timedOut && ex.proxyRes && ex.proxyRes.statusCode === 200) return;
+    const httpStatus = ex.noResponse ? 0 : ex.timedOut && !ex.proxyRes ? res.statusCode : (ex.proxyRes?.statusCode ?? res.statusCode);
+    safely('exchangeEnd', () =>
+      observer.exchangeEnd(ex.ctx, {
+        httpStatus,
+        latencyMs: performance.now() - ex.ctx.startedAt,
+        timedOut: ex.timedOut,
+        rpcErrors: ex.tap?.rpcErrors ?? 0,
+        toolErrors: ex.tap?.toolErrors ?? 0,
+      }),
+    );
+  };
+
+  const pendingIds = (ex: Exchange): JsonRpcId[] => requestIds(ex.classified).filter((id) => !ex.tap?.answered.has(id));
+
+  /** No byte from the instance for upstreamTimeoutMs: the client gets JSON-RPC errors, not a hang. */
+  const onTimeout = (ex: Exchange, res: ServerResponse) => {
+    if (ex.ended || res.writableEnded) return;
+    ex.timedOut = true;
+    reportClientMessages(ex);
+    ex.proxyRes?.unpipe(res);
+    ex.proxyRes?.destroy();
+    ex.proxyReq?.destroy();
+    const message = `Request timed out: ${ex.ctx.service} ${ex.ctx.version} sent nothing for ${timeoutMs} ms`;
+    const errors = pendingIds(ex).map((id) => jsonRpcError(REQUEST_TIMEOUT, message, id));
+    const report = (transport: 'json' | 'sse') => {
+      for (const e of errors) safely('message', () => observer?.message(ex.ctx, 'server_to_client', e as unknown as JsonRpcMessage, transport, Buffer.byteLength(JSON.stringify(e))));
+    };
+    if (!res.headersSent) {
+      report('json');
+      const body = errors.length === 0 ? jsonRpcError(REQUEST_TIMEOUT, message) : ex.batch ? errors : errors[0];
+      res.statusCode = 504;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(body));
+    } else if (ex.tap?.transport === 'sse') {
+      report('sse');
+      for (const e of errors) res.write(`event: message\ndata: ${JSON.stringify(e)}\n\n`);
+      res.end();
+    } else {
+      res.destroy();
+    }
+  };
+
+  const armTimer = (ex: Exchange, res: ServerResponse) => {
+    if (ex.method === 'GET') return;
+    clearTimeout(ex.timer);
+    ex.timer = setTimeout(() => onTimeout(ex, res), timeoutMs);
+  };
+
+  const noteUnreachable = (ex: Exchange, err: Error & { code?: string }) => {
+    const now = performance.now();
+    const last = unreachableAt.get(ex.ctx.instanceId);
+    if (last !== undefined && now - last < UNREACHABLE_EVENT_EVERY_MS) return;
+    unreachableAt.set(ex.ctx.instanceId, now);
+    log.warn({ err, instanceId: ex.ctx.instanceId, target: ex.target }, 'instance unreachable');
+    deps.events
+      ?.append({
+        service: ex.ctx.service,
+        version: ex.ctx.version,
+        kind: 'gateway.instance_unreachable',
+        status: 'failed',
+        details: { instanceId: ex.ctx.instanceId, url: ex.target, code: err.code ?? null, message: err.message },
+      })
+      .catch(() => {});
+  };
+
+  const writeHead = (ex: Exchange, proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
+    res.statusCode = proxyRes.statusCode ?? 502;
+    for (const [name, value] of Object.entries(proxyRes.headers)) {
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      res.setHeader(name, value);
+    }
+    res.setHeader('x-mcpship-version', ex.ctx.version);
+    for (const [name, value] of Object.entries(corsHeaders(req.headers.origin))) res.setHeader(name, value);
+    if (ex.tap?.transport === 'sse') {
+      // Tells buffering reverse proxies in front of us to pass events through as they come.
+      res.setHeader('x-accel-buffering', 'no');
+      res.flushHeaders();
+    }
+  };
+
+  const onProxyRes = async (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => {
+    const ex = exchanges.get(req);
+    if (!ex || ex.timedOut) {
+      proxyRes.destroy();
+      return;
+    }
+    ex.proxyRes = proxyRes;
+    armTimer(ex, res);
+    const status = proxyRes.statusCode ?? 0;
+    const ok = status >= 200 && status < 300;
+    const returnedId = typeof proxyRes.headers['mcp-session-id'] === 'string' ? proxyRes.headers['mcp-session-id'] : undefined;
+    const { service, version, instanceId } = ex.ctx;
+    if (ex.opensSession && ok) {
+      decider.noteSessionMode(service, version, returnedId ? 'stateful' : 'stateless');
+      if (returnedId) {
+        ex.ctx.sessionId = returnedId;
+        // Before the client learns the id, so that its next request finds it on any gateway.
+        await sessions.open(returnedId, { service, version, instanceId });
+      }
+    }
+    const sessionId = ex.ctx.sessionId;
+    if (ex.sessionBound && sessionId && (status === 404 || (ex.method === 'DELETE' && ok))) {
+      sessions.close(sessionId).catch((err: unknown) => log.warn({ err, sessionId }, 'session close not saved'));
+    }
+    reportClientMessages(ex);
+    if (res.destroyed || ex.timedOut) {
+      proxyRes.destroy();
+      return;
+    }
+    const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
+    ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size) => {
+      if (initId !== undefined && msg.id === initId && ex.ctx.sessionId) {
+        const negotiated = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+        if (typeof negotiated === 'string') sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
+      }
+      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size));
+    });
+    writeHead(ex, proxyRes, req, res);
+    proxyRes.on('data', (chunk: Buffer) => {
+      armTimer(ex, res);
+      if (ex.tap) safely('tap', () => ex.tap!.write(chunk));
+    });
+    proxyRes.on('end', () => {
+      clearTimeout(ex.timer);
+      if (ex.tap) safely('tap', () => ex.tap!.end());
+    });
+    // The instance died mid-response: end the client's stream too (an SSE client resumes with Last-Event-ID).
+    proxyRes.on('error', () => {
+      if (!ex.timedOut && !res.writableEnded) res.destroy();
+    });
+    proxyRes.pipe(res);
+  };
+
+  const onProxyError = (err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse | unknown) => {
+    const ex = exchanges.get(req);
+    if (!ex || ex.timedOut || ex.ended || !(res instanceof http.ServerResponse)) return;
+    if (res.destroyed) return;
+    clearTimeout(ex.timer);
+    if (ex.proxyRes) {
+      // The head was already passed on; nothing can be said in-band any more.
+      res.destroy();
+      return;
+    }
+    ex.noResponse = true;
+    reportClientMessages(ex);
+    noteUnreachable(ex, err);
+    const rpcId = !ex.batch ? (ex.classified[0]?.id ?? null) : null;
+    // The instance holding the session is gone, and the session with it: the spec's 404 makes the client start over.
+    if (ex.sessionBound && ex.ctx.sessionId && err.code === 'ECONNREFUSED') {
+      const sessionId = ex.ctx.sessionId;
+      sessions.close(sessionId).catch(() => {});
+      sendRpcError(res as Response, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId));
+      return;
+    }
+    sendRpcError(res as Response, 502, jsonRpcError(SERVER_ERROR, `Bad gateway: ${ex.ctx.service} ${ex.ctx.version} did not answer (${err.code ?? err.message})`, rpcId));
+  };
+
+  const proxy = createProxyMiddleware<Request, Response>({
+    router: (req) => exchanges.get(req)!.target,
+    changeOrigin: true,
+    ignorePath: true,
+    selfHandleResponse: true,
+    xfwd: true,
+    agent,
+    on: {
+      proxyReq: (proxyReq, req) => {
+        const ex = exchanges.get(req);
+        if (!ex) return;
+        ex.proxyReq = proxyReq;
+        if (ex.timedOut || ex.ended) {
+          proxyReq.destroy();
+          return;
+        }
+        proxyReq.removeHeader('x-mcpship-version');
+        // Identity bodies only: the tap must read them, and compression holds SSE bytes back.
+        proxyReq.setHeader('accept-encoding', 'identity');
+        if (ex.body) {
+          proxyReq.removeHeader('transfer-encoding');
+          proxyReq.removeHeader('content-encoding');
+          proxyReq.setHeader('content-length', ex.body.length);
+          proxyReq.write(ex.body);
+        }
+      },
+      proxyRes: (proxyRes, req, res) => {
+        onProxyRes(proxyRes, req, res).catch((err: unknown) => {
+          log.error({ err }, 'gateway response handling failed');
+          res.destroy();
+        });
+      },
+      error: (err, req, res) => onProxyError(err as Error & { code?: string }, req, res),
+    },
+  });
+
+  const stamp: RequestHandler = (_req, res, next) => {
+    res.locals.mcpshipStartedAt = performance.now();
+    next();
+  };
+
+  const methods: RequestHandler = (req, res, next) => {
+    if (req.method === 'OPTIONS') {
+      res.set(corsHeaders(req.headers.origin, true)).status(204).end();
+      return;
+    }
+    if (METHODS.has(req.method)) return next();
+    res.set('Allow', 'GET, POST, DELETE').status(405).json(jsonRpcError(SERVER_ERROR, 'Method not allowed'));
+  };
+
+  const rawBody = express.raw({ type: () => true, limit: config.gateway.bodyLimitBytes });
+  const readBody: RequestHandler = (req, res, next) => (req.method === 'POST' ? rawBody(req, res, next) : next());
+
+  const handle = async (req: Request, res: Response, next: NextFunction) => {
+    const service = String(req.params.service ?? '');
+    const method = req.method as 'GET' | 'POST' | 'DELETE';
+    for (const [name, value] of Object.entries(corsHeaders(req.headers.origin))) res.setHeader(name, value);
+    if (!isServiceName(service)) return sendRpcError(res, 404, jsonRpcError(SERVER_ERROR, `Unknown service: ${service}`));
+
+    let body: Buffer | undefined;
+    let messages: JsonRpcMessage[] = [];
+    let classified: Classified[] = [];
+    let batch = false;
+    if (method === 'POST') {
+      // An app-level JSON parser mounted before us would leave an object; the bytes are then re-made from it.
+      body = Buffer.isBuffer(req.body) ? req.body : req.body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(req.body));
+      const parsed = parseJsonRpcBody(body);
+      if (!parsed.ok) return sendRpcError(res, parsed.httpStatus, parsed.error);
+      ({ messages, classified, batch } = parsed);
+    }
+    const sessionId = header(req, 'mcp-session-id');
+    const forcedVersion = header(req, 'x-mcpship-version');
+    const protocolVersion = header(req, 'mcp-protocol-version');
+    const facts: RequestFacts = {
+      service,
+      method,
+      ...(sessionId !== undefined ? { sessionId } : {}),
+      ...(forcedVersion !== undefined ? { forcedVersion } : {}),
+      ...(protocolVersion !== undefined ? { protocolVersion } : {}),
+      initialize: !batch && classified[0]?.initialize === true,
+      batch,
+      rpcId: !batch ? (classified[0]?.id ?? null) : null,
+    };
+
+    let decision: Decision;
+    try {
+      decision = await decider.decide(facts);
+    } catch (err) {
+      log.error({ err, service }, 'routing unavailable');
+      return sendRpcError(res, 503, jsonRpcError(SERVER_ERROR, 'Service unavailable: routing data cannot be read', facts.rpcId));
+    }
+    if (decision.kind === 'reject') {
+      if (decision.closeSession) sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
+      return sendRpcError(res, decision.status, decision.body);
+    }
+
+    const ex: Exchange = {
+      ctx: {
+        service,
+        version: decision.version,
+        instanceId: decision.instance.instanceId,
+        ...(decision.session ? { sessionId: decision.session.sessionId } : {}),
+        startedAt: res.locals.mcpshipStartedAt as number,
+      },
+      method,
+      target: decision.instance.url,
+      ...(body ? { body } : {}),
+      messages,
+      classified,
+      batch,
+      opensSession: decision.opensSession,
+      sessionBound: decision.session !== undefined,
+      clientMessagesSent: false,
+      timedOut: false,
+      noResponse: false,
+      ended: false,
+    };
+    exchanges.set(req, ex);
+    const entry = { ex, res };
+    live.add(entry);
+    res.once('close', () => {
+      live.delete(entry);
+      // The client left (or the response is done): nothing upstream is worth keeping open.
+      if (!res.writableFinished) {
+        ex.proxyReq?.destroy();
+        ex.proxyRes?.destroy();
+      }
+      reportEnd(ex, res);
+    });
+    armTimer(ex, res);
+    await proxy(req, res, next);
+  };
+
+  const router = express.Router();
+  router.use(stamp, securityGuard({ bindHost: config.api.host, allowedOrigins: config.api.allowedOrigins }));
+  router.all('/:service', methods, readBody, (req, res, next) => {
+    handle(req, res, next).catch(next);
+  });
+  // Body errors (too large, bad encoding) and anything unexpected, as JSON-RPC errors.
+  router.use((err: { type?: string; status?: number; message?: string }, _req: Request, res: Response, _next: NextFunction) => {
+    if (err?.type === 'entity.too.large') {
+      return sendRpcError(res, 413, jsonRpcError(INVALID_REQUEST, `Request body larger than ${config.gateway.bodyLimitBytes} bytes`));
+    }
+    const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
+    if (status === 500) log.error({ err }, 'gateway request failed');
+    sendRpcError(res, status, jsonRpcError(status === 500 ? -32603 : SERVER_ERROR, status === 500 ? 'Internal error' : String(err?.message ?? 'Bad request')));
+  });
+
+  return {
+    router,
+    cache,
+    sessions,
+    close: async () => {
+      cache.close();
+      for (const { ex, res } of live) {
+        clearTimeout(ex.timer);
+        ex.proxyReq?.destroy();
+        ex.proxyRes?.destroy();
+        if (!res.writableEnded) res.destroy();
+      }
+      live.clear();
+      agent.destroy();
+    },
+  };
+}

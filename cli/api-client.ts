@@ -1,0 +1,61 @@
+import type { Config } from '../core/config.ts';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+}
+
+/** The CLI's way into a running mcpship: its REST API. */
+export class ApiClient {
+  readonly base: string;
+  constructor(
+    config: Config,
+    base?: string,
+    private readonly token = config.api.adminToken,
+  ) {
+    const host = config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host;
+    this.base = (base ?? `http://${host}:${config.api.port}`).replace(/\/$/, '');
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra };
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, {
+        method,
+        headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (err) {
+      throw new ApiError(`cannot reach the mcpship API at ${this.base} (${(err as Error).cause ?? (err as Error).message}); is \`mcpship up\` running?`);
+    }
+    const json = (await res.json().catch(() => ({}))) as T & { error?: { message: string } };
+    if (!res.ok) throw new ApiError(json.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    return json;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  /** Reads a server-sent event stream, calling onEvent with each event's data, until the signal aborts. */
+  async stream(path: string, onEvent: (data: string, id?: string) => void, signal: AbortSignal): Promise<void> {
+    const res = await fetch(`${this.base}${path}`, { headers: this.headers({ accept: 'text/event-stream' }), signal });
+    if (!res.ok || !res.body) throw new ApiError(`${path}: HTTP ${res.status}`);
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        const id = block.split('\n').find((l) => l.startsWith('id: '))?.slice(4);
+        if (data) onEvent(data, id);
+      }
+    }
+  }
+}

@@ -1,0 +1,390 @@
+/**
+ * The runner against the real stack: pools in MongoDB become real processes of the real sample
+ * services (built once into a scratch copy inside the repository, so that they resolve the root
+ * node_modules as a staged version does), reached by a real MCP client through the URLs the runner
+ * writes to MongoDB. Waits are for conditions, with generous guards; nothing asserts on time.
+ */
+import assert from 'node:assert/strict';
+import { cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { execa, execaSync } from 'execa';
+import type { Config } from '../../core/config.ts';
+import type { InstanceDoc, InstanceState } from '../../core/documents.ts';
+import { EventStore } from '../../core/events.ts';
+import { createLogger } from '../../core/log.ts';
+import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
+import { readyInstances, setPool, stopPool } from '../../runner/desired-state.ts';
+import { reapLeftovers } from '../../runner/leftovers.ts';
+import { spawnGroup } from '../../runner/process-group.ts';
+import { Runner } from '../../runner/runner.ts';
+import { createStdioBridge } from '../../runner/stdio-bridge.ts';
+import { processesMentioning } from '../support/processes.ts';
+import { stackAddresses, testConfig } from '../support/stack-env.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const SAMPLES = path.join(ROOT, 'examples/services');
+const SCRATCH = path.join(ROOT, '.mcpship/tmp-test');
+/** Guards against a hang, never timing assertions. */
+const GUARD = { timeout: 240_000 };
+const WAIT_MS = 90_000;
+
+let workDir = '';
+let calculatorDir = '';
+let helloDir = '';
+let config: Config;
+let store: Store;
+let events: EventStore;
+let runner: Runner;
+/** Every instance pid (= process group) the tests saw; none may outlive the runner. */
+const groups = new Set<number>();
+const log = createLogger('warn', 'runner-test');
+
+function childEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
+  return env;
+}
+
+async function buildSample(name: string): Promise<string> {
+  const dest = path.join(workDir, name);
+  await cp(path.join(SAMPLES, name), dest, { recursive: true, filter: (src) => !['node_modules', 'dist'].includes(path.basename(src)) });
+  const result = await execa('npm', ['run', '--silent', 'build'], { cwd: dest, env: childEnv(), extendEnv: false, reject: false, all: true });
+  assert.equal(result.exitCode, 0, `${name} build failed:\n${result.all}`);
+  return dest;
+}
+
+function newRunner(): Runner {
+  return new Runner({
+    config,
+    store,
+    events,
+    log,
+    options: { pollMs: 200, probeIntervalMs: 100, killGraceMs: 3_000, backoff: { baseMs: 200, maxMs: 2_000, factor: 2, jitter: 0.2 } },
+  });
+}
+
+async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
+  const deadline = performance.now() + WAIT_MS;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (performance.now() > deadline) assert.fail(`gave up waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const instance = (instanceId: string) => store.instances.findOne({ instanceId });
+
+async function waitReadyCount(service: string, version: string, count: number): Promise<InstanceDoc[]> {
+  return waitFor(`${count} ready ${service}@${version}`, async () => {
+    const ready = await readyInstances(store, service, version);
+    ready.forEach((doc) => doc.pid && groups.add(doc.pid));
+    return ready.length === count ? ready : undefined;
+  });
+}
+
+/** Live (non-zombie) processes in any of the given process groups. */
+function groupMembers(pgids: Iterable<number>): string[] {
+  const wanted = new Set(pgids);
+  const { stdout } = execaSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { reject: false });
+  return stdout
+    .split('\n')
+    .map((line) => line.trim().match(/^(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/))
+    .filter((m): m is RegExpMatchArray => m !== null && wanted.has(Number(m[2])) && !m[3]!.startsWith('Z'))
+    .map((m) => `${m[1]} (group ${m[2]}): ${m[4]}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function text(result: Awaited<ReturnType<Client['callTool']>>): string {
+  return (result.content as { type: string; text?: string }[]).map((c) => c.text ?? '').join('');
+}
+
+async function connect(url: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport; close: () => Promise<void> }> {
+  const transport = new StreamableHTTPClientTransport(new URL(url));
+  const client = new Client({ name: 'runner-test', version: '0.0.0' });
+  await client.connect(transport);
+  const close = async () => {
+    await transport.terminateSession().catch(() => {});
+    await client.close().catch(() => {});
+  };
+  return { client, transport, close };
+}
+
+async function callOnce(url: string, name: string, args: Record<string, unknown>): Promise<string> {
+  const { client, close } = await connect(url);
+  try {
+    return text(await client.callTool({ name, arguments: args }));
+  } finally {
+    await close();
+  }
+}
+
+async function eventsOf(instanceId: string, kind?: string) {
+  const all = await events.list({ ...(kind ? { kind } : {}), limit: 500 });
+  return all.filter((e) => e.details?.instanceId === instanceId);
+}
+
+before(async () => {
+  await mkdir(SCRATCH, { recursive: true });
+  workDir = await mkdtemp(path.join(SCRATCH, 'runner-'));
+  [calculatorDir, helloDir] = await Promise.all([buildSample('calculator'), buildSample('hello-world')]);
+  config = testConfig({ MCPSHIP_DRAIN_MS: '1500' });
+  store = await connectStore(stackAddresses().mongoUri, config.mongo.database);
+  await ensureIndexes(store);
+  events = new EventStore(store);
+  runner = newRunner();
+  await runner.start();
+});
+
+after(async () => {
+  await runner?.stop();
+  await store?.close();
+  const left = [...groupMembers(groups), ...processesMentioning(workDir)];
+  if (workDir) await rm(workDir, { recursive: true, force: true });
+  assert.deepEqual(left, [], 'no instance process outlives the tests');
+});
+
+describe('runner', GUARD, () => {
+  test('an http pool of two instances becomes ready on two urls, and a real client calls a tool', async () => {
+    await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 2 });
+    await runner.reconcileNow();
+    const ready = await waitReadyCount('calculator', '1.0.0', 2);
+    assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0', 'calculator-1.0.0-1']);
+    assert.equal(new Set(ready.map((d) => d.url)).size, 2, 'two distinct urls');
+    for (const doc of ready) {
+      assert.match(doc.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+      assert.equal(doc.restarts, 0);
+      assert.equal(await callOnce(doc.url, 'add', { a: 2, b: 3 }), '5');
+    }
+    assert.ok((await stat(path.join(config.stateDir, 'logs/instances/calculator-1.0.0-0.log'))).isFile());
+    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_READY')).length, 1);
+  });
+
+  test('a stdio pool is served over Streamable HTTP by the bridge, one stdio server per session', async () => {
+    await setPool(store, { service: 'hello-world', version: '1.0.0', dir: helloDir, instances: 1 });
+    await runner.reconcileNow();
+    const [doc] = await waitReadyCount('hello-world', '1.0.0', 1);
+    assert.match(doc!.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
+    const { client, transport, close } = await connect(doc!.url);
+    try {
+      assert.ok(transport.sessionId, 'the bridge assigned an Mcp-Session-Id');
+      assert.deepEqual(client.getServerVersion(), { name: 'hello-world', version: '1.0.0' });
+      assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'Ada' } })), 'Hello, Ada!');
+      // The session's stdio server runs inside the instance's process group, beside the bridge.
+      const members = groupMembers([doc!.pid!]);
+      assert.ok(members.some((m) => m.endsWith('node dist/index.js')), members.join('\n'));
+    } finally {
+      await close();
+    }
+  });
+
+  test('a killed instance is restarted with backoff, counted, and serves again', async () => {
+    const before = (await instance('calculator-1.0.0-0'))!;
+    assert.equal(before.state, 'ready');
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await waitFor('calculator-1.0.0-0 ready again', async () => {
+      const doc = await instance('calculator-1.0.0-0');
+      return doc && doc.state === 'ready' && doc.restarts >= 1 && doc.pid !== before.pid ? doc : undefined;
+    });
+    groups.add(after.pid!);
+    assert.equal(after.lastError, 'killed by SIGKILL');
+    assert.equal(await callOnce(after.url, 'multiply', { a: 6, b: 7 }), '42');
+    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_EXITED')).length, 1);
+    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_RESTARTED')).length, 1);
+    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_READY')).length, 2);
+    assert.equal((await instance('calculator-1.0.0-1'))!.restarts, 0, 'the other instance was left alone');
+  });
+
+  test('a killed stdio bridge takes its sessions’ stdio servers with it and comes back', async () => {
+    const before = (await instance('hello-world-1.0.0-0'))!;
+    const session = await connect(before.url);
+    const members = groupMembers([before.pid!]);
+    assert.ok(members.length >= 2, `bridge and its session's server: ${members.join('\n')}`);
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await waitFor('hello-world-1.0.0-0 ready again', async () => {
+      const doc = await instance('hello-world-1.0.0-0');
+      return doc && doc.state === 'ready' && doc.restarts >= 1 ? doc : undefined;
+    });
+    groups.add(after.pid!);
+    await session.client.close().catch(() => {});
+    assert.deepEqual(groupMembers([before.pid!]), [], 'nothing of the killed instance is left');
+    assert.equal(await callOnce(after.url, 'echo', { text: 'again' }), 'again');
+  });
+
+  test('lowering the instance count drains and stops the highest slot only', async () => {
+    const removed = (await instance('calculator-1.0.0-1'))!;
+    await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 1 });
+    await runner.reconcileNow();
+    await waitFor('calculator-1.0.0-1 stopped', async () => (await instance('calculator-1.0.0-1'))?.state === 'stopped');
+    assert.deepEqual(groupMembers([removed.pid!]), []);
+    const ready = await readyInstances(store, 'calculator', '1.0.0');
+    assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0']);
+    const kinds = (await eventsOf('calculator-1.0.0-1')).map((e) => e.kind);
+    assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
+  });
+
+  test('stopPool drains (the gateway sees draining), then stops, and no process is left', async () => {
+    const running = (await instance('calculator-1.0.0-0'))!;
+    assert.equal(await stopPool(store, 'calculator', '1.0.0'), true);
+    const seen: InstanceState[] = [];
+    await runner.reconcileNow();
+    await waitFor('calculator-1.0.0-0 stopped', async () => {
+      const state = (await instance('calculator-1.0.0-0'))?.state;
+      if (state && seen.at(-1) !== state) seen.push(state);
+      return state === 'stopped';
+    });
+    // drainMs (1.5 s) keeps 'draining' visible far longer than one 100 ms poll.
+    assert.deepEqual(seen, ['draining', 'stopped']);
+    const kinds = (await eventsOf('calculator-1.0.0-0')).map((e) => e.kind);
+    assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
+    assert.deepEqual(await readyInstances(store, 'calculator'), []);
+    assert.deepEqual(groupMembers([running.pid!]), [], 'no process left');
+    assert.equal(await stopPool(store, 'calculator', '1.0.0'), true, 'stopping again is harmless');
+    assert.equal(await stopPool(store, 'calculator', '9.9.9'), false, 'an unknown pool is reported, not created');
+    assert.equal(await store.pools.countDocuments({ service: 'calculator', version: '9.9.9' }), 0);
+  });
+
+  test('a server that cannot start is marked failed and retried with backoff, until stopped', async () => {
+    const dir = path.join(workDir, 'crashing');
+    await mkdir(dir, { recursive: true });
+    const step = { run: 'true' };
+    await writeFile(
+      path.join(dir, 'mcp.json'),
+      JSON.stringify({
+        name: 'crashing',
+        version: '1.0.0',
+        transport: 'http',
+        start: { command: 'node', args: ['-e', 'process.exit(3)'] },
+        steps: { lint: step, test: step, build: step },
+      }),
+    );
+    await setPool(store, { service: 'crashing', version: '1.0.0', dir, instances: 1 });
+    await runner.reconcileNow();
+    const failed = await waitFor('two restarts of crashing', async () => {
+      const doc = await instance('crashing-1.0.0-0');
+      return doc && doc.restarts >= 2 ? doc : undefined;
+    });
+    assert.match(failed.lastError ?? '', /exited with code 3 before it was ready/);
+    const exits = await eventsOf('crashing-1.0.0-0', 'INSTANCE_EXITED');
+    const delays = exits.map((e) => e.details?.restartInMs as number);
+    assert.ok(delays.length >= 2 && delays[1]! > delays[0]!, `backoff grows: ${delays.join(', ')}`);
+    await stopPool(store, 'crashing', '1.0.0');
+    await runner.reconcileNow();
+    await waitFor('crashing stopped', async () => (await instance('crashing-1.0.0-0'))?.state === 'stopped');
+  });
+
+  test('the stdio bridge: one child per session, DELETE ends its child, unknown session 404, foreign Host 403', async () => {
+    const bridge = await createStdioBridge({ command: 'node', args: ['dist/index.js'], cwd: helloDir, log: () => {} });
+    try {
+      const a = await connect(bridge.url);
+      const b = await connect(bridge.url);
+      const sessions = bridge.sessions();
+      assert.equal(sessions.length, 2);
+      const pidA = sessions.find((s) => s.sessionId === a.transport.sessionId)!.pid!;
+      const pidB = sessions.find((s) => s.sessionId === b.transport.sessionId)!.pid!;
+      assert.notEqual(pidA, pidB, 'two sessions, two stdio servers');
+      assert.ok(alive(pidA) && alive(pidB));
+      assert.equal(text(await a.client.callTool({ name: 'hello', arguments: { name: 'A' } })), 'Hello, A!');
+      assert.equal(text(await b.client.callTool({ name: 'hello', arguments: { name: 'B' } })), 'Hello, B!');
+
+      const sessionA = a.transport.sessionId!;
+      await a.transport.terminateSession();
+      await waitFor('session A child gone', async () => !alive(pidA));
+      assert.ok(alive(pidB), 'the other session keeps its server');
+      assert.equal(bridge.sessions().length, 1);
+      const stale = await fetch(bridge.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionA }, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }) });
+      assert.equal(stale.status, 404);
+      assert.equal(text(await b.client.callTool({ name: 'echo', arguments: { text: 'still here' } })), 'still here');
+
+      const noSession = await fetch(bridge.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }) });
+      assert.equal(noSession.status, 400);
+      assert.equal(await rawStatus(bridge.port, 'evil.example'), 403);
+      assert.equal(bridge.sessions().length, 1, 'refused requests start no server');
+      await a.client.close();
+      await b.client.close();
+    } finally {
+      const pids = bridge.sessions().map((s) => s.pid!);
+      await bridge.close();
+      for (const pid of pids) await waitFor(`child ${pid} gone after close`, async () => !alive(pid));
+    }
+  });
+
+  test('a runner ends the instances a runner that died left running', async () => {
+    const dir = path.join(workDir, 'leftover');
+    await mkdir(dir, { recursive: true });
+    const proc = spawnGroup({ command: 'node', args: ['-e', 'setInterval(() => {}, 1000)'], cwd: dir, env: { PATH: process.env.PATH ?? '' } }, path.join(workDir, 'leftover.log'));
+    groups.add(proc.pid);
+    await store.pools.insertOne({ service: 'leftover', version: '1.0.0', dir, instances: 1, desired: 'stopped', updatedAt: new Date() });
+    const doc = (id: string, pid: number): InstanceDoc => ({ instanceId: id, service: 'leftover', version: '1.0.0', url: 'http://127.0.0.1:1/mcp', pid, state: 'ready', restarts: 0, updatedAt: new Date() });
+    // The second document names a pid that is not an instance in that folder (this test process).
+    await store.instances.insertMany([doc('leftover-1.0.0-0', proc.pid), doc('leftover-1.0.0-1', process.pid)]);
+    assert.equal(await reapLeftovers(store, 2_000, log), 1);
+    await proc.exited;
+    assert.deepEqual(groupMembers([proc.pid]), []);
+    assert.equal((await instance('leftover-1.0.0-0'))?.state, 'stopped');
+    assert.equal((await instance('leftover-1.0.0-1'))?.state, 'stopped');
+    await store.pools.deleteOne({ service: 'leftover' });
+  });
+
+  test('Runner.stop() stops every instance it started and leaves no process', async () => {
+    await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 2 });
+    await runner.reconcileNow();
+    await waitReadyCount('calculator', '1.0.0', 2);
+    const hello = (await readyInstances(store, 'hello-world', '1.0.0'))[0]!;
+    const session = await connect(hello.url);
+    await runner.stop();
+    await session.client.close().catch(() => {});
+    const docs = await store.instances.find({ service: { $in: ['calculator', 'hello-world'] } }).toArray();
+    assert.ok(docs.length >= 3);
+    for (const d of docs) assert.equal(d.state, 'stopped', `${d.instanceId} is ${d.state}`);
+    assert.deepEqual(groupMembers(groups), []);
+    assert.deepEqual(processesMentioning(workDir), []);
+    const stopped = await events.list({ kind: 'INSTANCE_STOPPED', limit: 500 });
+    assert.ok(stopped.some((e) => e.details?.reason === 'runner stopping'));
+  });
+
+  test('a removed pool’s stopped instances are removed too', async () => {
+    runner = newRunner();
+    await runner.start();
+    await store.pools.deleteOne({ service: 'crashing', version: '1.0.0' });
+    await setPool(store, { service: 'hello-world', version: '1.0.0', dir: helloDir, instances: 1 });
+    await runner.reconcileNow();
+    const [doc] = await waitReadyCount('hello-world', '1.0.0', 1);
+    await store.pools.deleteOne({ service: 'hello-world', version: '1.0.0' });
+    await runner.reconcileNow();
+    await waitFor('hello-world instance removed', async () => (await instance('hello-world-1.0.0-0')) === null);
+    assert.deepEqual(groupMembers([doc!.pid!]), []);
+    await runner.stop();
+  });
+});
+
+/** A request with a chosen Host header, which fetch() would not send. */
+function rawStatus(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let head = '';
+    socket.on('data', (chunk) => {
+      head += chunk.toString();
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      if (match) {
+        resolve(Number(match[1]));
+        socket.destroy();
+      }
+    });
+    socket.on('error', reject);
+    socket.write(`POST /mcp HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+  });
+}
