@@ -99,6 +99,13 @@ export interface RoutingDoc {
   service: string;
   stable?: string;
   weights: Record<string, number>;
+  /**
+   * The same shares as a list. FerretDB (the embedded MongoDB) refuses field names containing
+   * '.', and versions have dots, so a `weights` map keyed by version cannot be stored there:
+   * writers use this list (with `weights: {}`); readers take it when present (core/routing.ts
+   * routingWeights).
+   */
+  weightList?: { version: string; weight: number }[];
   /** Versions whose sessions must be refused (404) on their next request. */
   pulled: string[];
   updatedAt: Date;

@@ -25,7 +25,7 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
   instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }],
   routing: [{ key: { service: 1 }, unique: true }],
   sessions: [{ key: { sessionId: 1 }, unique: true }, { key: { service: 1, version: 1 } }],
-  metrics: [{ key: { service: 1, version: 1, bucketStart: 1 } }],
+  metrics: [{ key: { service: 1, version: 1, gatewayId: 1, bucketStart: 1 }, unique: true }, { key: { service: 1, bucketStart: 1 } }],
   messages: [{ key: { messageId: 1 }, unique: true }, { key: { service: 1, at: 1 } }, { key: { sessionId: 1, at: 1 } }],
 };
 

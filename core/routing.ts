@@ -16,6 +16,24 @@ export interface PickOptions {
   forced?: string;
 }
 
+/**
+ * A RoutingDoc's shares by version: `weightList` when present (what FerretDB can store), else the
+ * `weights` map (fine on MongoDB proper). Later entries of a list win over earlier ones.
+ */
+export function routingWeights(doc: Pick<RoutingDoc, 'weights' | 'weightList'>): Record<string, number> {
+  if (!Array.isArray(doc.weightList)) return { ...(doc.weights ?? {}) };
+  const weights: Record<string, number> = {};
+  for (const entry of doc.weightList) if (typeof entry?.version === 'string') weights[entry.version] = Number(entry.weight);
+  return weights;
+}
+
+/** The list form of a weights map, for writers (sorted, so equal maps give equal documents). */
+export function weightListOf(weights: Record<string, number>): { version: string; weight: number }[] {
+  return Object.entries(weights)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([version, weight]) => ({ version, weight }));
+}
+
 function positiveWeight(w: unknown): w is number {
   return typeof w === 'number' && Number.isFinite(w) && w > 0;
 }

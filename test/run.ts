@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { loadConfig } from '../core/config.ts';
+import { setTreeWritable } from '../core/read-only.ts';
 import { createLogger } from '../core/log.ts';
 import { freePort } from '../stack/ports.ts';
 import { startStack } from '../stack/start-stack.ts';
@@ -50,6 +51,10 @@ let exitCode = 1;
 const stop = async () => {
   await stopStack();
   rmSync(stateDir, { recursive: true, force: true });
+  // Per-file state dirs (staged versions are read-only, so they are made writable first).
+  const perFile = path.join(repoRoot, '.mcpship', 'tmp-test');
+  await setTreeWritable(perFile, true);
+  rmSync(perFile, { recursive: true, force: true });
 };
 process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 try {

@@ -237,7 +237,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const sessionId = ex.ctx.sessionId;
     if (ex.sessionBound && sessionId && (status === 404 || (ex.method === 'DELETE' && ok))) {
-      sessions.close(sessionId).catch((err: unknown) => log.warn({ err, sessionId }, 'session close not saved'));
+      // Also before the client hears of it, so that no gateway routes the ended session again.
+      await sessions.close(sessionId).catch((err: unknown) => log.warn({ err, sessionId }, 'session close not saved'));
     }
     reportClientMessages(ex);
     if (res.destroyed || ex.timedOut) {

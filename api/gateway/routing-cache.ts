@@ -6,10 +6,11 @@
  */
 import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
 import type { Store } from '../../core/mongo.ts';
+import { routingWeights } from '../../core/routing.ts';
 
 export interface ServiceRoutes {
   service: string;
-  /** undefined: no routing document, the service is unknown to the gateway. */
+  /** undefined: no routing document, the service is unknown to the gateway. `weights` is filled from `weightList` when the document has one. */
   routing: RoutingDoc | undefined;
   /** Ready instances per version, ordered by instanceId. */
   ready: ReadonlyMap<string, readonly InstanceDoc[]>;
@@ -109,7 +110,9 @@ export class RoutingCache {
       list.push(instance);
       ready.set(instance.version, list);
     }
-    return { service, routing: routing ?? undefined, ready, loadedAt: performance.now() };
+    // From here on `weights` is the one form of the shares, whichever form the document used.
+    const view = routing ? { ...routing, weights: routingWeights(routing) } : undefined;
+    return { service, routing: view, ready, loadedAt: performance.now() };
   }
 
   private refreshAll(): void {

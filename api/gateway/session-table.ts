@@ -16,8 +16,11 @@ export interface SessionRoute {
 export interface SessionTableOptions {
   /** Sessions kept in memory; the oldest go first (MongoDB still has them). */
   maxCached?: number;
-  /** How long open() waits for MongoDB before answering anyway (then only this gateway knows the session until the write lands). */
-  persistWaitMs?: number;
+  /**
+   * After a failed write, how long open() and close() stop waiting for MongoDB (they still write):
+   * while it is away a new session is known to this gateway only, rather than not served.
+   */
+  degradedMs?: number;
   /** lastSeenAt is written at most this often per session. */
   touchEveryMs?: number;
   log?: { warn(obj: object, msg: string): void };
@@ -30,7 +33,8 @@ interface Cached extends SessionRoute {
 export class SessionTable {
   private readonly memory = new Map<string, Cached>();
   private readonly maxCached: number;
-  private readonly persistWaitMs: number;
+  private readonly degradedMs: number;
+  private failedAt = Number.NEGATIVE_INFINITY;
   private readonly touchEveryMs: number;
 
   constructor(
@@ -38,40 +42,28 @@ export class SessionTable {
     private readonly opts: SessionTableOptions = {},
   ) {
     this.maxCached = opts.maxCached ?? 100_000;
-    this.persistWaitMs = opts.persistWaitMs ?? 1_000;
+    this.degradedMs = opts.degradedMs ?? 10_000;
     this.touchEveryMs = opts.touchEveryMs ?? 30_000;
   }
 
   /**
-   * Records a new session. Resolves once MongoDB has it (or after persistWaitMs), so that the
-   * client — which learns the id only from the response this delays — can use any gateway next.
+   * Records a new session. Resolves once MongoDB has it, so that the client — which learns the id
+   * only from the response this delays — can use any gateway next. Never rejects: when MongoDB
+   * fails, the session is still served by this gateway.
    */
   async open(sessionId: string, route: SessionRoute): Promise<void> {
     this.remember(sessionId, { ...route, touchedAt: performance.now() });
     const now = new Date();
-    const write = this.store.sessions
-      .updateOne(
-        { sessionId },
-        {
-          $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
-          $setOnInsert: { sessionId, createdAt: now },
-          $unset: { closedAt: '' },
-        },
-        { upsert: true },
-      )
-      .then(
-        () => true,
-        (err: unknown) => {
-          this.opts.log?.warn({ err, sessionId }, 'session not saved to MongoDB; only this gateway knows it');
-          return false;
-        },
-      );
-    let timer: NodeJS.Timeout | undefined;
-    const wait = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.persistWaitMs);
-    });
-    await Promise.race([write, wait]);
-    clearTimeout(timer);
+    const write = this.store.sessions.updateOne(
+      { sessionId },
+      {
+        $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
+        $setOnInsert: { sessionId, createdAt: now },
+        $unset: { closedAt: '' },
+      },
+      { upsert: true },
+    );
+    await this.persist(write).catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session not saved to MongoDB; only this gateway knows it'));
   }
 
   /** The session's route, from memory or MongoDB; undefined when unknown or closed. Throws when MongoDB cannot answer. */
@@ -99,15 +91,38 @@ export class SessionTable {
       .catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session protocol version not saved'));
   }
 
-  /** Ends the session for every gateway: later requests with its id get 404. */
+  /**
+   * Ends the session for every gateway: later requests with its id get 404. Resolves once MongoDB
+   * has it; rejects when the write failed.
+   */
   async close(sessionId: string): Promise<void> {
     this.memory.delete(sessionId);
-    await this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } });
+    await this.persist(this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } }));
   }
 
   /** Sessions held in memory (for tests and the health endpoint). */
   get size(): number {
     return this.memory.size;
+  }
+
+  /**
+   * Waits for a write, however slow MongoDB is (the driver's timeouts bound it): an answer that
+   * went out before the write landed would let another gateway route differently. Right after a
+   * failure, requests stop waiting until MongoDB has had degradedMs to come back.
+   */
+  private async persist(write: Promise<unknown>): Promise<void> {
+    const settled = write.then(
+      () => undefined,
+      (err: unknown) => {
+        this.failedAt = performance.now();
+        throw err;
+      },
+    );
+    if (performance.now() - this.failedAt < this.degradedMs) {
+      settled.catch((err: unknown) => this.opts.log?.warn({ err }, 'session write failed while MongoDB is degraded'));
+      return;
+    }
+    await settled;
   }
 
   private remember(sessionId: string, route: Cached): void {

@@ -17,7 +17,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { isInitializeRequest, McpError, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { execa, type ResultPromise } from 'execa';
 import express from 'express';
 import { z } from 'zod';
@@ -26,8 +26,10 @@ import { SseParser } from '../../api/gateway/response-tap.ts';
 import type { ExchangeContext, ExchangeOutcome, TrafficObserver } from '../../api/gateway/traffic.ts';
 import type { Config } from '../../core/config.ts';
 import type { RoutingDoc } from '../../core/documents.ts';
+import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
+import { weightListOf } from '../../core/routing.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -285,7 +287,8 @@ async function startBlackhole() {
 let config: Config;
 let store: Store;
 let workDir = '';
-const log = createLogger('error', 'gateway-test');
+let v1Dir = '';
+const log = createLogger('warn', 'gateway-test');
 const children: ResultPromise[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 /** instanceId → url of the calculator processes. */
@@ -300,7 +303,7 @@ interface RunningGateway {
 
 async function startGateway(opts: { config?: Config; breaker?: BreakerView } = {}): Promise<RunningGateway> {
   const recorder = new Recorder();
-  const gateway = createGateway({ config: opts.config ?? config, store, log, observer: recorder, ...(opts.breaker ? { breaker: opts.breaker } : {}) });
+  const gateway = createGateway({ config: opts.config ?? config, store, log, events: new EventStore(store), observer: recorder, ...(opts.breaker ? { breaker: opts.breaker } : {}) });
   const app = express();
   app.use('/mcp', gateway.router);
   const { server, port } = await listen(app);
@@ -335,7 +338,8 @@ async function addInstance(service: string, version: string, instanceId: string,
 }
 
 async function setRouting(service: string, doc: Pick<RoutingDoc, 'weights' | 'pulled'> & { stable?: string }, ...gateways: RunningGateway[]): Promise<void> {
-  await store.routing.replaceOne({ service }, { service, ...doc, updatedAt: new Date() }, { upsert: true });
+  // The list form: FerretDB refuses '.' in field names, so a map keyed by version cannot be stored.
+  await store.routing.replaceOne({ service }, { service, ...doc, weights: {}, weightList: weightListOf(doc.weights), updatedAt: new Date() }, { upsert: true });
   for (const g of gateways) g.gateway.cache.invalidate(service);
 }
 
@@ -351,7 +355,7 @@ before(async () => {
 
   await mkdir(SCRATCH, { recursive: true });
   workDir = await mkdtemp(path.join(SCRATCH, 'gateway-'));
-  const v1 = path.join(workDir, 'calculator-1.0.0');
+  const v1 = (v1Dir = path.join(workDir, 'calculator-1.0.0'));
   await cp(path.join(ROOT, 'examples/services/calculator'), v1, { recursive: true, filter: (src) => !['node_modules', 'dist'].includes(path.basename(src)) });
   const build = await execa('npm', ['run', 'build'], { cwd: v1, env: childEnv({}), extendEnv: false, reject: false, all: true });
   assert.equal(build.exitCode, 0, build.all);
@@ -531,6 +535,57 @@ describe('session-sticky weighted routing', GUARD, () => {
   });
 });
 
+describe('instances that stop serving', GUARD, () => {
+  test('a session whose instance is not ready or gone gets 404; new sessions go where the runner says', async () => {
+    const first = await startCalculator(v1Dir);
+    await addInstance('doomed', '1.0.0', 'doomed-1', first);
+    await setRouting('doomed', { stable: '1.0.0', weights: { '1.0.0': 100 }, pulled: [] }, A);
+    const drained = await connect(A.url('doomed'));
+    assert.equal(text(await drained.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } })), '2');
+
+    // The runner drains the instance: its sessions are refused once the gateway sees it.
+    await addInstance('doomed', '1.0.0', 'doomed-1', first, 'draining');
+    const refused = await until('the draining instance to be seen', async () => {
+      try {
+        await drained.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+        return undefined;
+      } catch (e) {
+        return e;
+      }
+    });
+    assert.ok(refused instanceof StreamableHTTPError && refused.code === 404, String(refused));
+    await disconnect(drained);
+    const none = await post(A.url('doomed'), initializeMessage('2025-11-25', 3));
+    assert.equal(none.status, 503, 'no ready instance');
+    assert.equal(((await none.json()) as { id: number }).id, 3);
+
+    // Ready again, then the process dies before the runner notices: refused connections mean the
+    // session is gone with its process (404), and new sessions get a JSON-RPC 502 meanwhile.
+    await addInstance('doomed', '1.0.0', 'doomed-1', first);
+    A.gateway.cache.invalidate('doomed');
+    const killed = await connect(A.url('doomed'));
+    const child = children.at(-1)!;
+    child.kill('SIGKILL');
+    await child;
+    await assert.rejects(killed.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } }), (e) => e instanceof StreamableHTTPError && e.code === 404);
+    await disconnect(killed);
+    const bad = await post(A.url('doomed'), initializeMessage('2025-11-25', 4));
+    assert.equal(bad.status, 502);
+    assert.deepEqual(((await bad.json()) as { id: number; error: { code: number } }).id, 4);
+    const event = await until('the unreachable event', async () => (await new EventStore(store).list({ service: 'doomed', kind: 'gateway.instance_unreachable' }))[0]);
+    assert.equal(event.details?.instanceId, 'doomed-1');
+    assert.ok(A.recorder.ends.some((e) => e.ctx.service === 'doomed' && e.outcome.httpStatus === 0), 'reported as no response');
+
+    // The runner restarts it on a new port: the client's new session succeeds.
+    const second = await startCalculator(v1Dir);
+    await addInstance('doomed', '1.0.0', 'doomed-1', second);
+    A.gateway.cache.invalidate('doomed');
+    const again = await connect(A.url('doomed'));
+    assert.equal(text(await again.client.callTool({ name: 'add', arguments: { a: 2, b: 3 } })), '5');
+    await disconnect(again);
+  });
+});
+
 describe('streaming', GUARD, () => {
   test('the GET SSE stream passes server-initiated messages through while it stays open, headers intact', async () => {
     const conn = await connect(A.url('streamy'));
@@ -557,7 +612,7 @@ describe('streaming', GUARD, () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     assert.equal(res.headers.get('content-encoding'), null);
     assert.equal(res.headers.get('x-mcpship-version'), '1.0.0');
-    const get = streamy.seenHeaders.findLast((h) => h.method === 'GET');
+    const get = streamy.seenHeaders.filter((h) => h.method === 'GET').at(-1);
     assert.deepEqual(get, { 'last-event-id': 'evt-7', 'mcp-protocol-version': '2025-11-25', method: 'GET' });
     const reader = res.body!.getReader();
     let chunk: ReadableStreamReadResult<Uint8Array> | undefined;
@@ -575,10 +630,14 @@ describe('streaming', GUARD, () => {
   test('an instance silent for upstreamTimeoutMs: a JSON-RPC timeout error (504 before the head, in-stream after it)', async () => {
     const C = await startGateway({ config: { ...config, gateway: { ...config.gateway, upstreamTimeoutMs: 1500 } } });
     const conn = await connect(C.url('streamy'));
-    await assert.rejects(conn.client.callTool({ name: 'hang' }), (e: Error) => /timed out/i.test(e.message));
+    // The SDK server had sent its SSE head already: the error arrives in-stream, as the JSON-RPC
+    // error answering the call (an McpError with the code), not as a broken connection.
+    await assert.rejects(conn.client.callTool({ name: 'hang' }), (e: Error) => e instanceof McpError && e.code === -32001 && /timed out/i.test(e.message));
     const hung = C.recorder.ends.find((e) => e.outcome.timedOut);
     assert.ok(hung, 'the exchange ended as timed out');
     assert.equal(hung.ctx.sessionId, conn.sessionId);
+    assert.equal(hung.outcome.httpStatus, 200);
+    assert.ok(C.recorder.messages.some((m) => m.direction === 'server_to_client' && (m.msg.error as { code?: number } | undefined)?.code === -32001 && m.transport === 'sse'));
     // The session itself is fine afterwards.
     assert.equal(text(await conn.client.callTool({ name: 'echo', arguments: { text: 'still here' } })), 'still here');
     await disconnect(conn);
@@ -712,7 +771,7 @@ describe('security and bad input', GUARD, () => {
     const malformed = await post(A.url('calc'), '{"jsonrpc": "2.0", "id": 1, "method": ');
     assert.equal(malformed.status, 400);
     assert.deepEqual(((await malformed.json()) as { error: { code: number } }).error.code, -32700);
-    for (const bad of [{ jsonrpc: '1.0', id: 1, method: 'initialize' }, { jsonrpc: '2.0', id: 2 }, [], 'just a string', { jsonrpc: '2.0', id: 3, method: 'x', params: [1] }]) {
+    for (const bad of [{ jsonrpc: '1.0', id: 1, method: 'initialize' }, { jsonrpc: '2.0', id: 2 }, [], '"just a string"', 42, { jsonrpc: '2.0', id: 3, method: 'x', params: [1] }]) {
       const res = await post(A.url('calc'), bad);
       assert.equal(res.status, 400, JSON.stringify(bad));
       assert.equal(((await res.json()) as { error: { code: number } }).error.code, -32600, JSON.stringify(bad));

@@ -71,7 +71,10 @@ test('a file saved under the services root is noticed, validated and staged; the
   follow.all!.on('data', (c: Buffer) => (output += c.toString()));
   await waitFor('the follower to print the history', () => output.includes('hello@1.0.0  STAGED'));
   await writeFile(path.join(dir, 'src', 'extra.js'), 'export const extra = 2;\n');
-  await waitFor('the follower to print the new version', () => output.includes('hello@1.0.1  STAGED'), 120_000);
+  await waitFor('the follower to print the new version', () => output.includes('hello@1.0.1  STAGED'), 120_000).catch(async (err) => {
+    const { body } = await api(`/api/events?service=hello&limit=500`);
+    throw new Error(`${err.message}\nfollower printed:\n${output}\nevents: ${body.events.map((e: EventDoc) => e.kind).join(' ')}`);
+  });
   follow.kill('SIGINT');
   await follow;
 });

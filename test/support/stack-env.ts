@@ -31,12 +31,14 @@ export function testStateDir(): string {
 export function testConfig(env: Record<string, string> = {}): Config {
   const { temporalAddress, mongoUri } = stackAddresses();
   const id = randomUUID().slice(0, 8);
+  const stateDir = testStateDir();
   return loadConfig({
     TEMPORAL_ADDRESS: temporalAddress,
     MONGODB_URI: mongoUri,
     MCPSHIP_MONGO_DATABASE: `test_${id}`,
     MCPSHIP_TASK_QUEUE: `test-${id}`,
-    MCPSHIP_STATE_DIR: testStateDir(),
+    MCPSHIP_STATE_DIR: stateDir,
+    MCPSHIP_SERVICES_DIR: path.join(stateDir, 'services'),
     MCPSHIP_LOG_LEVEL: 'warn',
     ...env,
   }).config;

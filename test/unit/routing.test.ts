@@ -10,6 +10,8 @@ import {
   pickVersion,
   requestIds,
   routableVersions,
+  routingWeights,
+  weightListOf,
   type RoutingView,
 } from '../../core/routing.ts';
 
@@ -163,4 +165,15 @@ describe('parseJsonRpcBody', () => {
     assert.equal(batchesAllowed('2025-06-18'), false);
     assert.equal(batchesAllowed('2025-11-25'), false);
   });
+});
+
+test('routingWeights reads the list form (FerretDB cannot store dotted keys) and the map form', () => {
+  const list = weightListOf({ '1.1.0': 10, '1.0.0': 90 });
+  assert.deepEqual(list, [
+    { version: '1.0.0', weight: 90 },
+    { version: '1.1.0', weight: 10 },
+  ]);
+  assert.deepEqual(routingWeights({ weights: {}, weightList: list }), { '1.0.0': 90, '1.1.0': 10 });
+  assert.deepEqual(routingWeights({ weights: { '1.0.0': 100 } }), { '1.0.0': 100 });
+  assert.deepEqual(routingWeights({ weights: { ignored: 1 }, weightList: [] }), {});
 });
