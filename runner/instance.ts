@@ -11,6 +11,7 @@ import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/mongo.ts';
 import { freePort } from '../stack/ports.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
+import type { Guard } from './guardian.ts';
 import { loadLaunch, type Launch } from './launch.ts';
 import { describeExit, signalGroup, spawnGroup, terminateGroup, type GroupProcess } from './process-group.ts';
 import { waitReady } from './readiness.ts';
@@ -32,6 +33,8 @@ export interface InstanceDeps {
   store: Store;
   events: EventStore;
   log: Logger;
+  /** Told of every process group, to end them should the runner die without stopping them. */
+  guard: Guard;
   settings: InstanceSettings;
 }
 
@@ -138,6 +141,7 @@ export class Instance {
       return { kind: 'INSTANCE_FAILED', reason: `cannot start: ${(err as Error).message}` };
     }
     this.proc = proc;
+    if (proc.pid > 1) this.deps.guard.add(proc.pid);
     // lastError stays: after a recovery it still says why the last restart happened.
     const { pid: _previous, ...rest } = this.doc;
     this.doc = { ...rest, ...(proc.pid > 0 ? { pid: proc.pid } : {}) };
@@ -153,7 +157,7 @@ export class Instance {
     if (!outcome.ready) {
       const diedByItself = !proc.running();
       await terminateGroup(proc, this.deps.settings.killGraceMs);
-      this.proc = undefined;
+      this.release(proc);
       const exit = describeExit(await proc.exited);
       return diedByItself
         ? { kind: 'INSTANCE_EXITED', reason: `${exit} before it was ready; see ${this.logFile}` }
@@ -167,8 +171,13 @@ export class Instance {
     if (this.stopRequested || exit === undefined) return undefined;
     // The leader is gone; whatever else is in its group (a bridge's stdio servers) is orphaned.
     signalGroup(proc.pid, 'SIGKILL');
-    this.proc = undefined;
+    this.release(proc);
     return { kind: 'INSTANCE_EXITED', reason: describeExit(exit), readyMs: performance.now() - readyAt };
+  }
+
+  private release(proc: GroupProcess): void {
+    if (proc.pid > 1) this.deps.guard.remove(proc.pid);
+    this.proc = undefined;
   }
 
   private async finish(): Promise<void> {
@@ -184,7 +193,7 @@ export class Instance {
     } else if (proc) {
       signalGroup(proc.pid, 'SIGKILL');
     }
-    this.proc = undefined;
+    if (proc) this.release(proc);
     this.update({ state: 'stopped' });
     this.emit('INSTANCE_STOPPED', 'info', { reason: this.stopReason, restarts: this.doc.restarts });
     await this.writes;

@@ -45,11 +45,18 @@ export async function waitReady(url: string, options: WaitReadyOptions): Promise
     if (!options.alive()) return { ready: false, reason: `exited before ready (last probe: ${lastError})` };
     const left = options.timeoutMs - (performance.now() - started);
     if (left <= 0) return { ready: false, reason: `not ready within ${options.timeoutMs} ms (last probe: ${lastError})` };
+    // The SDK leaves its abort listener on the signal it is given; a per-probe signal keeps the
+    // instance's long-lived one from collecting a listener per attempt.
+    const probe = new AbortController();
+    const forward = () => probe.abort();
+    options.signal.addEventListener('abort', forward, { once: true });
     try {
-      const { tools } = await probeMcp(url, Math.max(1_000, Math.min(left, 10_000)), options.signal);
+      const { tools } = await probeMcp(url, Math.max(1_000, Math.min(left, 10_000)), probe.signal);
       return { ready: true, tools };
     } catch (err) {
       lastError = (err as Error).message;
+    } finally {
+      options.signal.removeEventListener('abort', forward);
     }
     await sleep(options.intervalMs, undefined, { signal: options.signal }).catch(() => {});
   }

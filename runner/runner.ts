@@ -12,6 +12,7 @@ import type { EventStore } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/mongo.ts';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
+import { Guardian } from './guardian.ts';
 import { Instance, type InstanceSettings } from './instance.ts';
 import { reapLeftovers } from './leftovers.ts';
 
@@ -51,13 +52,17 @@ const poolKey = (service: string, version: string) => `${service}\u0000${version
 export class Runner {
   private readonly pools = new Map<string, Pool>();
   private readonly settings: InstanceSettings;
+  private readonly guardian: Guardian;
   private readonly pollMs: number;
   private timer: NodeJS.Timeout | undefined;
   private started = false;
   private stopping = false;
   private current: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
-  /** Detached groups do not die with us: on any process exit, kill what is still running. */
+  /**
+   * Detached groups do not die with us. At an orderly exit (process.exit, an uncaught error) this
+   * kills what still runs, at once; the guardian covers the deaths that run no code (signals).
+   */
   private readonly killAll = () => {
     for (const pool of this.pools.values()) for (const instance of pool.instances.values()) instance.killNow();
   };
@@ -65,6 +70,7 @@ export class Runner {
   constructor(private readonly deps: RunnerDeps) {
     const options = { ...DEFAULT_RUNNER_OPTIONS, ...deps.options };
     this.pollMs = options.pollMs;
+    this.guardian = new Guardian(deps.log);
     this.settings = {
       drainMs: deps.config.runner.drainMs,
       readyTimeoutMs: deps.config.runner.readyTimeoutMs,
@@ -81,6 +87,7 @@ export class Runner {
     if (this.started) return;
     if (this.stopping) throw new Error('a stopped Runner cannot be started again; create a new one');
     this.started = true;
+    this.guardian.start(this.settings.killGraceMs);
     process.on('exit', this.killAll);
     try {
       const reaped = await reapLeftovers(this.deps.store, this.settings.killGraceMs, this.deps.log);
@@ -150,7 +157,7 @@ export class Runner {
         continue;
       }
       const { store, events, log } = this.deps;
-      const instance = new Instance({ store, events, log, settings: this.settings }, doc.service, doc.version, n, doc.dir!);
+      const instance = new Instance({ store, events, log, guard: this.guardian, settings: this.settings }, doc.service, doc.version, n, doc.dir!);
       pool.instances.set(n, instance);
       instance.start();
     }
@@ -181,5 +188,6 @@ export class Runner {
     await this.reconcileNow().catch(() => {});
     await Promise.all([...this.pools.values()].flatMap((pool) => [...pool.instances.values()].map((i) => i.stop('runner stopping'))));
     process.off('exit', this.killAll);
+    await this.guardian.stop();
   }
 }

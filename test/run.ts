@@ -27,7 +27,9 @@ const all = [...testFiles('unit'), ...(unitOnly ? [] : [...testFiles('integratio
 const files = selected.length ? all.filter((f) => selected.some((s) => f.includes(s))) : all;
 const needsStack = files.some((f) => !f.includes(`${path.sep}unit${path.sep}`));
 
-const env: Record<string, string> = { ...(process.env as Record<string, string>) };
+// Per-file state dirs live inside the checkout (see test/support/stack-env.ts), one folder per run.
+const runDir = path.join(repoRoot, '.mcpship', 'tmp-test', `run-${process.pid}`);
+const env: Record<string, string> = { ...(process.env as Record<string, string>), MCPSHIP_TEST_RUN_DIR: runDir };
 let stopStack = async () => {};
 const stateDir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-test-stack-'));
 
@@ -51,10 +53,9 @@ let exitCode = 1;
 const stop = async () => {
   await stopStack();
   rmSync(stateDir, { recursive: true, force: true });
-  // Per-file state dirs (staged versions are read-only, so they are made writable first).
-  const perFile = path.join(repoRoot, '.mcpship', 'tmp-test');
-  await setTreeWritable(perFile, true);
-  rmSync(perFile, { recursive: true, force: true });
+  // This run's per-file state dirs (staged versions are read-only, so they are made writable first).
+  await setTreeWritable(runDir, true);
+  rmSync(runDir, { recursive: true, force: true });
 };
 process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 try {

@@ -4,6 +4,7 @@
  * stream through as they arrive; a tap reads the JSON-RPC messages out of copies of the chunks for
  * the traffic observer (metrics, breaker, capture).
  */
+import { timingSafeEqual } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
@@ -13,6 +14,7 @@ import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/mongo.ts';
 import { isServiceName } from '../../core/service-name.ts';
 import {
+  INTERNAL_ERROR,
   INVALID_REQUEST,
   jsonRpcError,
   parseJsonRpcBody,
@@ -89,6 +91,14 @@ function header(req: IncomingMessage, name: string): string | undefined {
   return trimmed ? trimmed : undefined;
 }
 
+function adminTokenOk(expected: string | undefined, given: string | undefined): boolean {
+  if (!expected) return true;
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 function sendRpcError(res: Response, status: number, body: unknown): void {
   if (res.headersSent) {
     res.destroy();
@@ -135,6 +145,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!observer) return;
     // A GET that became a stream is the session's channel, not a request: its length is no latency.
     if (ex.method === 'GET' && !ex.noResponse && !ex.timedOut && ex.proxyRes && ex.proxyRes.statusCode === 200) return;
+    // The client left before the instance answered: neither a success nor the version's failure.
+    if (!ex.proxyRes && !ex.noResponse && !ex.timedOut) return;
     const httpStatus = ex.noResponse ? 0 : ex.timedOut && !ex.proxyRes ? res.statusCode : (ex.proxyRes?.statusCode ?? res.statusCode);
     safely('exchangeEnd', () =>
       observer.exchangeEnd(ex.ctx, {
@@ -209,7 +221,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     res.setHeader('x-mcpship-version', ex.ctx.version);
     for (const [name, value] of Object.entries(corsHeaders(req.headers.origin))) res.setHeader(name, value);
     if (ex.tap?.transport === 'sse') {
-      // Tells buffering reverse proxies in front of us to pass events through as they come.
+      // no-transform keeps compression (middleware or proxies in front) from holding events back;
+      // x-accel-buffering does the same for buffering reverse proxies.
+      const cacheControl = String(res.getHeader('cache-control') ?? '');
+      if (!/no-transform/i.test(cacheControl)) res.setHeader('cache-control', cacheControl ? `${cacheControl}, no-transform` : 'no-cache, no-transform');
       res.setHeader('x-accel-buffering', 'no');
       res.flushHeaders();
     }
@@ -310,6 +325,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           return;
         }
         proxyReq.removeHeader('x-mcpship-version');
+        proxyReq.removeHeader('x-mcpship-admin-token');
         // Identity bodies only: the tap must read them, and compression holds SSE bytes back.
         proxyReq.setHeader('accept-encoding', 'identity');
         if (ex.body) {
@@ -365,6 +381,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const sessionId = header(req, 'mcp-session-id');
     const forcedVersion = header(req, 'x-mcpship-version');
+    // Choosing a version by hand is an operator's tool: with an admin token configured, it needs the token.
+    if (forcedVersion !== undefined && sessionId === undefined && !adminTokenOk(config.api.adminToken, header(req, 'x-mcpship-admin-token'))) {
+      return sendRpcError(res, 403, jsonRpcError(SERVER_ERROR, 'Forbidden: X-Mcpship-Version needs X-Mcpship-Admin-Token'));
+    }
     const protocolVersion = header(req, 'mcp-protocol-version');
     const facts: RequestFacts = {
       service,
@@ -438,7 +458,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const status = typeof err?.status === 'number' && err.status >= 400 && err.status < 500 ? err.status : 500;
     if (status === 500) log.error({ err }, 'gateway request failed');
-    sendRpcError(res, status, jsonRpcError(status === 500 ? -32603 : SERVER_ERROR, status === 500 ? 'Internal error' : String(err?.message ?? 'Bad request')));
+    sendRpcError(res, status, jsonRpcError(status === 500 ? INTERNAL_ERROR : SERVER_ERROR, status === 500 ? 'Internal error' : String(err?.message ?? 'Bad request')));
   });
 
   return {

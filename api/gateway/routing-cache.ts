@@ -111,7 +111,7 @@ export class RoutingCache {
       ready.set(instance.version, list);
     }
     // From here on `weights` is the one form of the shares, whichever form the document used.
-    const view = routing ? { ...routing, weights: routingWeights(routing) } : undefined;
+    const view = routing ? { ...routing, weights: routingWeights(routing), pulled: Array.isArray(routing.pulled) ? routing.pulled : [] } : undefined;
     return { service, routing: view, ready, loadedAt: performance.now() };
   }
 

@@ -288,7 +288,7 @@ let config: Config;
 let store: Store;
 let workDir = '';
 let v1Dir = '';
-const log = createLogger('warn', 'gateway-test');
+const log = createLogger('error', 'gateway-test');
 const children: ResultPromise[] = [];
 const cleanups: (() => Promise<void>)[] = [];
 /** instanceId → url of the calculator processes. */
@@ -612,6 +612,7 @@ describe('streaming', GUARD, () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     assert.equal(res.headers.get('content-encoding'), null);
     assert.equal(res.headers.get('x-mcpship-version'), '1.0.0');
+    assert.match(res.headers.get('cache-control') ?? '', /no-transform/);
     const get = streamy.seenHeaders.filter((h) => h.method === 'GET').at(-1);
     assert.deepEqual(get, { 'last-event-id': 'evt-7', 'mcp-protocol-version': '2025-11-25', method: 'GET' });
     const reader = res.body!.getReader();
@@ -791,6 +792,20 @@ describe('security and bad input', GUARD, () => {
     const put = await fetch(A.url('calc'), { method: 'PUT' });
     assert.equal(put.status, 405);
     assert.equal(put.headers.get('allow'), 'GET, POST, DELETE');
+  });
+
+  test('X-Mcpship-Version needs the admin token once one is configured', async () => {
+    const token = 'admin-token-for-tests';
+    const E = await startGateway({ config: { ...config, api: { ...config.api, adminToken: token } } });
+    await setRouting('calc', CANARY_90_10, A, E);
+    const refused = await post(E.url('calc'), initializeMessage(), { 'x-mcpship-version': '2.0.0' });
+    assert.equal(refused.status, 403);
+    const wrong = await post(E.url('calc'), initializeMessage(), { 'x-mcpship-version': '2.0.0', 'x-mcpship-admin-token': 'nope' });
+    assert.equal(wrong.status, 403);
+    const forced = await post(E.url('calc'), initializeMessage(), { 'x-mcpship-version': '2.0.0', 'x-mcpship-admin-token': token });
+    assert.equal(forced.status, 200);
+    assert.equal(forced.headers.get('x-mcpship-version'), '2.0.0');
+    await forced.body?.cancel();
   });
 
   test('JSON-RPC batches: refused from protocol 2025-06-18 on, passed through for 2025-03-26', async () => {

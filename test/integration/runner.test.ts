@@ -40,6 +40,8 @@ let config: Config;
 let store: Store;
 let events: EventStore;
 let runner: Runner;
+/** Every runner made here, so that after() stops them all even when a test failed half-way. */
+const runners: Runner[] = [];
 /** Every instance pid (= process group) the tests saw; none may outlive the runner. */
 const groups = new Set<number>();
 const log = createLogger('warn', 'runner-test');
@@ -59,13 +61,15 @@ async function buildSample(name: string): Promise<string> {
 }
 
 function newRunner(): Runner {
-  return new Runner({
+  const created = new Runner({
     config,
     store,
     events,
     log,
     options: { pollMs: 200, probeIntervalMs: 100, killGraceMs: 3_000, backoff: { baseMs: 200, maxMs: 2_000, factor: 2, jitter: 0.2 } },
   });
+  runners.push(created);
+  return created;
 }
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
@@ -137,6 +141,18 @@ async function eventsOf(instanceId: string, kind?: string) {
   return all.filter((e) => e.details?.instanceId === instanceId);
 }
 
+/**
+ * Events are appended beside the InstanceDoc writes, not before them, so a test that saw a state
+ * waits for the matching event rather than expecting it already there.
+ */
+async function eventsAfter(instanceId: string, done: (kinds: string[]) => boolean) {
+  return waitFor(`events of ${instanceId}`, async () => {
+    const list = await eventsOf(instanceId);
+    return done(list.map((e) => e.kind)) ? list : undefined;
+  });
+}
+const count = (kinds: string[], kind: string) => kinds.filter((k) => k === kind).length;
+
 before(async () => {
   await mkdir(SCRATCH, { recursive: true });
   workDir = await mkdtemp(path.join(SCRATCH, 'runner-'));
@@ -150,10 +166,11 @@ before(async () => {
 });
 
 after(async () => {
-  await runner?.stop();
+  for (const r of runners) await r.stop();
   await store?.close();
   const left = [...groupMembers(groups), ...processesMentioning(workDir)];
   if (workDir) await rm(workDir, { recursive: true, force: true });
+  if (config) await rm(config.stateDir, { recursive: true, force: true });
   assert.deepEqual(left, [], 'no instance process outlives the tests');
 });
 
@@ -170,7 +187,7 @@ describe('runner', GUARD, () => {
       assert.equal(await callOnce(doc.url, 'add', { a: 2, b: 3 }), '5');
     }
     assert.ok((await stat(path.join(config.stateDir, 'logs/instances/calculator-1.0.0-0.log'))).isFile());
-    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_READY')).length, 1);
+    await eventsAfter('calculator-1.0.0-0', (kinds) => count(kinds, 'INSTANCE_READY') === 1);
   });
 
   test('a stdio pool is served over Streamable HTTP by the bridge, one stdio server per session', async () => {
@@ -202,9 +219,8 @@ describe('runner', GUARD, () => {
     groups.add(after.pid!);
     assert.equal(after.lastError, 'killed by SIGKILL');
     assert.equal(await callOnce(after.url, 'multiply', { a: 6, b: 7 }), '42');
-    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_EXITED')).length, 1);
-    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_RESTARTED')).length, 1);
-    assert.equal((await eventsOf('calculator-1.0.0-0', 'INSTANCE_READY')).length, 2);
+    const kinds = (await eventsAfter('calculator-1.0.0-0', (k) => count(k, 'INSTANCE_READY') === 2)).map((e) => e.kind);
+    assert.deepEqual(kinds, ['INSTANCE_READY', 'INSTANCE_EXITED', 'INSTANCE_RESTARTED', 'INSTANCE_READY']);
     assert.equal((await instance('calculator-1.0.0-1'))!.restarts, 0, 'the other instance was left alone');
   });
 
@@ -232,7 +248,7 @@ describe('runner', GUARD, () => {
     assert.deepEqual(groupMembers([removed.pid!]), []);
     const ready = await readyInstances(store, 'calculator', '1.0.0');
     assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0']);
-    const kinds = (await eventsOf('calculator-1.0.0-1')).map((e) => e.kind);
+    const kinds = (await eventsAfter('calculator-1.0.0-1', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
   });
 
@@ -247,8 +263,8 @@ describe('runner', GUARD, () => {
       return state === 'stopped';
     });
     // drainMs (1.5 s) keeps 'draining' visible far longer than one 100 ms poll.
-    assert.deepEqual(seen, ['draining', 'stopped']);
-    const kinds = (await eventsOf('calculator-1.0.0-0')).map((e) => e.kind);
+    assert.deepEqual(seen[0] === 'ready' ? seen.slice(1) : seen, ['draining', 'stopped']);
+    const kinds = (await eventsAfter('calculator-1.0.0-0', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
     assert.deepEqual(await readyInstances(store, 'calculator'), []);
     assert.deepEqual(groupMembers([running.pid!]), [], 'no process left');
@@ -278,7 +294,7 @@ describe('runner', GUARD, () => {
       return doc && doc.restarts >= 2 ? doc : undefined;
     });
     assert.match(failed.lastError ?? '', /exited with code 3 before it was ready/);
-    const exits = await eventsOf('crashing-1.0.0-0', 'INSTANCE_EXITED');
+    const exits = (await eventsAfter('crashing-1.0.0-0', (k) => count(k, 'INSTANCE_EXITED') >= 2)).filter((e) => e.kind === 'INSTANCE_EXITED');
     const delays = exits.map((e) => e.details?.restartInMs as number);
     assert.ok(delays.length >= 2 && delays[1]! > delays[0]!, `backoff grows: ${delays.join(', ')}`);
     await stopPool(store, 'crashing', '1.0.0');
@@ -322,6 +338,54 @@ describe('runner', GUARD, () => {
     }
   });
 
+  test('Runner.stop() stops every instance it started and leaves no process', async () => {
+    await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 2 });
+    await runner.reconcileNow();
+    await waitReadyCount('calculator', '1.0.0', 2);
+    const [hello] = await waitReadyCount('hello-world', '1.0.0', 1);
+    const session = await connect(hello!.url);
+    await runner.stop();
+    await session.client.close().catch(() => {});
+    const docs = await store.instances.find({ service: { $in: ['calculator', 'hello-world'] } }).toArray();
+    assert.ok(docs.length >= 3);
+    for (const d of docs) assert.equal(d.state, 'stopped', `${d.instanceId} is ${d.state}`);
+    assert.deepEqual(groupMembers(groups), []);
+    assert.deepEqual(processesMentioning(workDir), []);
+    const stopped = await events.list({ kind: 'INSTANCE_STOPPED', limit: 500 });
+    assert.ok(stopped.some((e) => e.details?.reason === 'runner stopping'));
+  });
+
+  test('a runner killed outright (SIGKILL) leaves no process: its guardian ends the instances', async () => {
+    const database = `${config.mongo.database}_killed`;
+    const other = await connectStore(stackAddresses().mongoUri, database);
+    try {
+      await setPool(other, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 1 });
+      await setPool(other, { service: 'hello-world', version: '1.0.0', dir: helloDir, instances: 1 });
+      const child = execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/fixtures/runner/runner-process.ts'), stackAddresses().mongoUri, database, config.stateDir], {
+        cwd: ROOT,
+        env: childEnv(),
+        extendEnv: false,
+        reject: false,
+        all: true,
+      });
+      const ready = await waitFor('both instances of the killed runner ready', async () => {
+        assert.equal(child.exitCode, null, 'the runner process is up');
+        const docs = await other.instances.find({ state: 'ready' }).toArray();
+        return docs.length === 2 ? docs : undefined;
+      });
+      const pids = ready.map((d) => d.pid!);
+      pids.forEach((pid) => groups.add(pid));
+      assert.ok(groupMembers(pids).length >= 2);
+      child.kill('SIGKILL');
+      await child;
+      await waitFor('no process of the killed runner’s instances', async () => groupMembers(pids).length === 0);
+    } finally {
+      await other.db.dropDatabase().catch(() => {});
+      await other.close();
+    }
+  });
+
+  // Run while no runner is up: reaping is what a runner does before it starts anything.
   test('a runner ends the instances a runner that died left running', async () => {
     const dir = path.join(workDir, 'leftover');
     await mkdir(dir, { recursive: true });
@@ -337,23 +401,6 @@ describe('runner', GUARD, () => {
     assert.equal((await instance('leftover-1.0.0-0'))?.state, 'stopped');
     assert.equal((await instance('leftover-1.0.0-1'))?.state, 'stopped');
     await store.pools.deleteOne({ service: 'leftover' });
-  });
-
-  test('Runner.stop() stops every instance it started and leaves no process', async () => {
-    await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 2 });
-    await runner.reconcileNow();
-    await waitReadyCount('calculator', '1.0.0', 2);
-    const hello = (await readyInstances(store, 'hello-world', '1.0.0'))[0]!;
-    const session = await connect(hello.url);
-    await runner.stop();
-    await session.client.close().catch(() => {});
-    const docs = await store.instances.find({ service: { $in: ['calculator', 'hello-world'] } }).toArray();
-    assert.ok(docs.length >= 3);
-    for (const d of docs) assert.equal(d.state, 'stopped', `${d.instanceId} is ${d.state}`);
-    assert.deepEqual(groupMembers(groups), []);
-    assert.deepEqual(processesMentioning(workDir), []);
-    const stopped = await events.list({ kind: 'INSTANCE_STOPPED', limit: 500 });
-    assert.ok(stopped.some((e) => e.details?.reason === 'runner stopping'));
   });
 
   test('a removed pool’s stopped instances are removed too', async () => {

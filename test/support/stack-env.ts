@@ -19,7 +19,7 @@ export function stackAddresses(): { temporalAddress: string; mongoUri: string; t
  * resolve packages (typescript, the MCP SDK) from the checkout's node_modules, as in `npm start`.
  */
 export function testStateDir(): string {
-  const root = path.join(repoRoot, '.mcpship', 'tmp-test');
+  const root = process.env.MCPSHIP_TEST_RUN_DIR ?? path.join(repoRoot, '.mcpship', 'tmp-test', 'manual');
   mkdirSync(root, { recursive: true });
   return mkdtempSync(path.join(root, 'state-'));
 }

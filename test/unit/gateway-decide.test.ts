@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Decider, type BreakerView, type RequestFacts } from '../../api/gateway/decide.ts';
+import type { ServiceRoutes } from '../../api/gateway/routing-cache.ts';
+import type { SessionRoute } from '../../api/gateway/session-table.ts';
+import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
+
+const instance = (version: string, instanceId: string): InstanceDoc => ({ instanceId, service: 'svc', version, url: `http://127.0.0.1/${instanceId}`, state: 'ready', restarts: 0, updatedAt: new Date(0) });
+
+function decider(opts: { routing?: Partial<RoutingDoc>; ready?: InstanceDoc[]; sessions?: Record<string, SessionRoute>; open?: string[]; probes?: number; rand?: () => number }) {
+  const routing: RoutingDoc | undefined = opts.routing ? { service: 'svc', weights: {}, pulled: [], updatedAt: new Date(0), ...opts.routing } : undefined;
+  const ready = new Map<string, InstanceDoc[]>();
+  for (const i of opts.ready ?? []) ready.set(i.version, [...(ready.get(i.version) ?? []), i]);
+  const routes: ServiceRoutes = { service: 'svc', routing, ready, loadedAt: 0 };
+  const open = new Set(opts.open ?? []);
+  let probes = opts.probes ?? 0;
+  const breaker: BreakerView = {
+    isOpen: (_s, v) => open.has(v),
+    allowRequest: (_s, v) => !open.has(v) || (probes > 0 && probes-- > 0),
+  };
+  return new Decider({
+    cache: { get: async () => routes },
+    sessions: { get: async (id) => opts.sessions?.[id] },
+    breaker,
+    rand: opts.rand ?? (() => 0.5),
+  });
+}
+
+const init: RequestFacts = { service: 'svc', method: 'POST', initialize: true, batch: false, rpcId: 1 };
+const call = (sessionId?: string): RequestFacts => ({ service: 'svc', method: 'POST', initialize: false, batch: false, rpcId: 2, ...(sessionId ? { sessionId } : {}) });
+const canary = { stable: '1.0.0', weights: { '1.0.0': 90, '2.0.0': 10 } };
+const pool = [instance('1.0.0', 'a'), instance('1.0.0', 'b'), instance('2.0.0', 'c')];
+
+describe('Decider', () => {
+  test('unknown service, and a service with nothing routable, are 404', async () => {
+    const none = await decider({}).decide(init);
+    assert.ok(none.kind === 'reject' && none.status === 404 && none.body.id === 1);
+    const empty = await decider({ routing: { weights: { '1.0.0': 0 } } }).decide(init);
+    assert.ok(empty.kind === 'reject' && empty.status === 404);
+  });
+
+  test('new sessions: round robin within the version; a version without ready instances is skipped for stable', async () => {
+    const d = decider({ routing: canary, ready: pool, rand: () => 0 });
+    const picks = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await d.decide(init);
+      assert.ok(r.kind === 'proxy' && r.opensSession);
+      picks.push(r.instance.instanceId);
+    }
+    assert.deepEqual(picks, ['a', 'b', 'a', 'b']);
+    const noCanaryInstances = decider({ routing: canary, ready: pool.slice(0, 2), rand: () => 0.99 });
+    const r = await noCanaryInstances.decide(init);
+    assert.ok(r.kind === 'proxy' && r.version === '1.0.0');
+    const nothingReady = await decider({ routing: canary, ready: [], rand: () => 0.99 }).decide(init);
+    assert.ok(nothingReady.kind === 'reject' && nothingReady.status === 503);
+  });
+
+  test('sessions: pinned; unknown, pulled or instance gone → 404 (and the session is closed)', async () => {
+    const sessions = { s1: { service: 'svc', version: '2.0.0', instanceId: 'c' }, s2: { service: 'svc', version: '1.0.0', instanceId: 'zz' }, s3: { service: 'other', version: '1.0.0', instanceId: 'a' } };
+    const d = decider({ routing: canary, ready: pool, sessions });
+    const pinned = await d.decide(call('s1'));
+    assert.ok(pinned.kind === 'proxy' && pinned.instance.instanceId === 'c' && pinned.session?.sessionId === 's1' && !pinned.opensSession);
+    for (const id of ['nope', 's3']) {
+      const r = await d.decide(call(id));
+      assert.ok(r.kind === 'reject' && r.status === 404 && r.closeSession === undefined, id);
+    }
+    const gone = await d.decide(call('s2'));
+    assert.ok(gone.kind === 'reject' && gone.status === 404 && gone.closeSession === 's2');
+    const pulled = await decider({ routing: { ...canary, pulled: ['2.0.0'] }, ready: pool, sessions }).decide(call('s1'));
+    assert.ok(pulled.kind === 'reject' && pulled.status === 404 && pulled.closeSession === 's1');
+  });
+
+  test('breaker: open canary → stable for new sessions, 404 for its sessions; open and alone → 503 except probes', async () => {
+    const sessions = { s1: { service: 'svc', version: '2.0.0', instanceId: 'c' }, s2: { service: 'svc', version: '1.0.0', instanceId: 'a' } };
+    const d = decider({ routing: canary, ready: pool, sessions, open: ['2.0.0'], rand: () => 0.99 });
+    const fresh = await d.decide(init);
+    assert.ok(fresh.kind === 'proxy' && fresh.version === '1.0.0');
+    const old = await d.decide(call('s1'));
+    assert.ok(old.kind === 'reject' && old.status === 404 && old.closeSession === 's1');
+
+    const alone = decider({ routing: { weights: { '1.0.0': 100 } }, ready: pool, sessions, open: ['1.0.0'], probes: 1 });
+    const probe = await alone.decide(init);
+    assert.ok(probe.kind === 'proxy' && probe.version === '1.0.0', 'the probe goes through');
+    const refused = await alone.decide(init);
+    assert.ok(refused.kind === 'reject' && refused.status === 503 && refused.body.id === 1);
+    const session = await alone.decide(call('s2'));
+    assert.ok(session.kind === 'reject' && session.status === 503);
+  });
+
+  test('sessionless requests are refused once the version is known to have sessions, routed by weight when it has none', async () => {
+    const d = decider({ routing: canary, ready: pool, rand: () => 0 });
+    const unknown = await d.decide(call());
+    assert.ok(unknown.kind === 'proxy', 'not known yet: the instance answers for itself');
+    d.noteSessionMode('svc', '1.0.0', 'stateful');
+    const refused = await d.decide(call());
+    assert.ok(refused.kind === 'reject' && refused.status === 400);
+    d.noteSessionMode('svc', '1.0.0', 'stateless');
+    const routed = await d.decide(call());
+    assert.ok(routed.kind === 'proxy' && routed.version === '1.0.0' && !routed.opensSession);
+  });
+
+  test('batches: by the negotiated version first, else the header', async () => {
+    const sessions = { old: { service: 'svc', version: '1.0.0', instanceId: 'a', protocolVersion: '2025-03-26' }, new: { service: 'svc', version: '1.0.0', instanceId: 'a', protocolVersion: '2025-06-18' } };
+    const d = decider({ routing: canary, ready: pool, sessions });
+    const batch = (sessionId: string, protocolVersion?: string): RequestFacts => ({ ...call(sessionId), batch: true, rpcId: null, ...(protocolVersion ? { protocolVersion } : {}) });
+    assert.equal((await d.decide(batch('old', '2025-11-25'))).kind, 'proxy');
+    const refused = await d.decide(batch('new'));
+    assert.ok(refused.kind === 'reject' && refused.status === 400 && refused.body.error.code === -32600);
+  });
+
+  test('forced version: any routable version, 404 when unknown or pulled', async () => {
+    const d = decider({ routing: { ...canary, weights: { '1.0.0': 100, '2.0.0': 0 } }, ready: pool });
+    const forced = await d.decide({ ...init, forcedVersion: '2.0.0' });
+    assert.ok(forced.kind === 'proxy' && forced.version === '2.0.0');
+    const unknown = await d.decide({ ...init, forcedVersion: '9.9.9' });
+    assert.ok(unknown.kind === 'reject' && unknown.status === 404);
+  });
+});
