@@ -38,13 +38,13 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     cleanups.push(() => store.close());
     await ensureIndexes(store);
     const events = new EventStore(store);
+    const connection = await Connection.connect({ address: stack.temporalAddress });
+    cleanups.push(() => connection.close());
+    const client = new Client({ connection, namespace: config.temporal.namespace });
     const system: System = { stack, store, events, stop };
     if (parts.worker) {
       system.worker = await startWorker(stack.temporalAddress, { config, store, events });
       cleanups.push(() => system.worker!.shutdown());
-      const connection = await Connection.connect({ address: stack.temporalAddress });
-      cleanups.push(() => connection.close());
-      const client = new Client({ connection, namespace: config.temporal.namespace });
       const watcher = await startWatcher({ config, store, events, client, log });
       cleanups.push(() => watcher.close());
     }
@@ -54,6 +54,7 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
         store,
         events,
         log,
+        temporal: client,
         temporalAddress: stack.temporalAddress,
         ...(stack.temporalUiUrl ? { temporalUiUrl: stack.temporalUiUrl } : {}),
       });

@@ -106,6 +106,8 @@ export interface RoutingDoc {
    * routingWeights).
    */
   weightList?: { version: string; weight: number }[];
+  /** Circuit-breaker thresholds of this service (core/health.ts BreakerThresholds), set by its rollout. */
+  breaker?: Record<string, number>;
   /** Versions whose sessions must be refused (404) on their next request. */
   pulled: string[];
   updatedAt: Date;

@@ -136,6 +136,7 @@ export class Instance {
     let proc: GroupProcess;
     try {
       launch = await loadLaunch(path.resolve(this.dir), await freePort());
+      if (this.stopRequested) return undefined;
       proc = spawnGroup(launch, this.logFile);
     } catch (err) {
       return { kind: 'INSTANCE_FAILED', reason: `cannot start: ${(err as Error).message}` };

@@ -1,0 +1,61 @@
+import type { Client } from '@temporalio/client';
+import type { Config } from '../../core/config.ts';
+import type { EventStore } from '../../core/events.ts';
+import type { Logger } from '../../core/log.ts';
+import type { Store } from '../../core/mongo.ts';
+import { CircuitBreaker } from './breaker.ts';
+import { CaptureWriter } from './capture.ts';
+import { createGateway, type Gateway } from './gateway.ts';
+import { MetricsRecorder } from './metrics.ts';
+import { onBreach } from './on-breach.ts';
+import { fanOut } from './traffic.ts';
+
+export interface TrafficGateway {
+  gateway: Gateway;
+  metrics: MetricsRecorder;
+  breaker: CircuitBreaker;
+  capture?: CaptureWriter;
+  close(): Promise<void>;
+}
+
+const THRESHOLDS_REFRESH_MS = 2_000;
+
+/** The gateway with its health monitors, circuit breaker and message capture wired together. */
+export function createTrafficGateway(deps: { config: Config; store: Store; events: EventStore; log: Logger; temporal?: Client }): TrafficGateway {
+  const { config, store, events } = deps;
+  const log = deps.log.child({ component: 'gateway' });
+  const metrics = new MetricsRecorder({ store, log });
+  const breaker = new CircuitBreaker();
+  metrics.onExchange((e) => breaker.observe(e));
+  const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, log) : undefined;
+  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, ...(capture ? [capture] : [])), breaker });
+
+  const handleBreach = onBreach({ store, events, cache: gateway.cache, log, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
+  breaker.onTrip((trip) => void handleBreach(trip).catch((err: unknown) => log.error({ err, service: trip.service }, 'breach handling failed')));
+
+  // Thresholds come with each service's rollout settings, which any process may change.
+  const refreshThresholds = async () => {
+    for (const doc of await store.routing.find({ breaker: { $exists: true } }).toArray()) {
+      try {
+        breaker.setThresholds(doc.service, doc.breaker ?? {});
+      } catch (err) {
+        log.warn({ service: doc.service, err: (err as Error).message }, 'invalid breaker thresholds ignored');
+      }
+    }
+  };
+  const timer = setInterval(() => void refreshThresholds().catch(() => {}), THRESHOLDS_REFRESH_MS);
+  void refreshThresholds().catch(() => {});
+
+  return {
+    gateway,
+    metrics,
+    breaker,
+    ...(capture ? { capture } : {}),
+    async close() {
+      clearInterval(timer);
+      await gateway.close();
+      await metrics.close();
+      await capture?.close();
+    },
+  };
+}
