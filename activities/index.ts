@@ -1,6 +1,8 @@
 import type { Config } from '../core/config.ts';
 import type { EventStore } from '../core/events.ts';
 import type { Store } from '../core/mongo.ts';
+import type { Client } from '@temporalio/client';
+import { deploymentActivities } from './deployment.ts';
 import { recordActivities } from './records.ts';
 import { runStepActivities } from './run-step.ts';
 import { selfCheckActivities } from './self-check.ts';
@@ -11,6 +13,8 @@ export interface ActivityDeps {
   config: Config;
   store: Store;
   events: EventStore;
+  /** For activities that talk to other workflows (superseding a deployment). */
+  temporal?: Client;
 }
 
 /** All activities, bound to their dependencies; workflows see only the type. */
@@ -21,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...snapshotActivities(deps.config),
     ...runStepActivities({ stateDir: deps.config.stateDir, events: deps.events }),
     ...versionActivities(deps),
+    ...deploymentActivities(deps),
   };
 }
 

@@ -5,11 +5,12 @@ import { Client, Connection } from '@temporalio/client';
 import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
+import { Runner } from '../runner/runner.ts';
 import { startWatcher } from '../watcher/start-watcher.ts';
 import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
 
 export interface SystemParts {
-  /** The Temporal worker, and beside it the file watcher on the services root. */
+  /** The Temporal worker, and beside it the runner (instance pools) and the file watcher. */
   worker: boolean;
   api: boolean;
 }
@@ -43,8 +44,11 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const system: System = { stack, store, events, stop };
     if (parts.worker) {
-      system.worker = await startWorker(stack.temporalAddress, { config, store, events });
+      system.worker = await startWorker(stack.temporalAddress, { config, store, events, temporal: client });
       cleanups.push(() => system.worker!.shutdown());
+      const runner = new Runner({ config, store, events, log: log.child({ component: 'runner' }) });
+      await runner.start();
+      cleanups.push(() => runner.stop());
       const watcher = await startWatcher({ config, store, events, client, log });
       cleanups.push(() => watcher.close());
     }

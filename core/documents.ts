@@ -70,7 +70,7 @@ export interface PoolDoc {
   /** The staged or archived folder the instances start from. */
   dir: string;
   instances: number;
-  /** 'stopped' drains and stops the instances, then the runner removes their InstanceDocs. */
+  /** 'stopped' drains and stops the instances (their InstanceDocs stay, state 'stopped'); deleting the PoolDoc removes them. */
   desired: 'running' | 'stopped';
   updatedAt: Date;
 }

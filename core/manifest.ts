@@ -77,6 +77,51 @@ const start = z
   })
   .strict();
 
+const rollout = z
+  .object({
+    /** Deploy each newly staged version at once (a canary), or wait for a deploy from the API/CLI. */
+    autoDeploy: z.boolean({ invalid_type_error: 'expected true or false' }).default(true),
+    /** Instances per version. */
+    instances: z.number().int().min(1).max(16).default(1),
+    /** Canary weights in percent, increasing, ending at 100 (Flagger's step weights). */
+    steps: z
+      .array(z.number().int().min(1).max(100))
+      .min(1)
+      .default([10, 25, 50, 100])
+      .refine((steps) => steps.every((w, i) => i === 0 || w > steps[i - 1]!) && steps[steps.length - 1] === 100, 'expected increasing weights ending at 100'),
+    /** How long each step is held before its analysis. */
+    intervalSec: z.number().min(0.1).max(86_400).default(30),
+    analysis: z
+      .object({
+        /** Below this many requests in a step, the check counts as failed only with requireTraffic. */
+        minRequests: z.number().int().min(0).default(10),
+        requireTraffic: z.boolean().default(false),
+        minSuccessRate: z.number().min(0).max(1).default(0.95),
+        maxP99Ms: z.number().positive().default(2_000),
+        /** Failed checks tolerated before the rollout rolls back (Flagger's threshold). */
+        maxFailedChecks: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .default({}),
+    /** The gateway's circuit breaker for this service (core/health.ts BreakerThresholds). */
+    breaker: z
+      .object({
+        maxErrorRate: z.number().min(0).max(1).optional(),
+        maxP99Ms: z.number().positive().optional(),
+        minRequests: z.number().int().min(1).optional(),
+        windowMs: z.number().int().min(1_000).max(60_000).optional(),
+        cooldownMs: z.number().int().min(100).optional(),
+      })
+      .strict()
+      .default({}),
+    /** A rollback goes straight to 100% once the target is ready, without canary steps. */
+    fastRollback: z.boolean().default(true),
+  })
+  .strict();
+
+export type RolloutSettings = z.infer<typeof rollout>;
+export const DEFAULT_ROLLOUT: RolloutSettings = rollout.parse({});
+
 const common = {
   name: z
     .string({ invalid_type_error: 'expected a string' })
@@ -89,6 +134,7 @@ const common = {
   steps: z
     .object({ lint: step('lint'), test: step('test'), build: step('build') }, { invalid_type_error: 'expected an object with lint, test and build' })
     .strict(),
+  rollout: rollout.default({}),
 };
 
 const http = z

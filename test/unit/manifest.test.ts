@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import {
   DEFAULT_HTTP_PATH,
   DEFAULT_INSTALL_COMMAND,
+  DEFAULT_ROLLOUT,
   DEFAULT_STEP_TIMEOUT_SEC,
   ManifestError,
   loadManifest,
@@ -63,7 +64,10 @@ test('a minimal stdio manifest loads with every default filled in', async () => 
       test: { run: 'npm test', timeoutSec: 300 },
       build: { run: 'npm run build', timeoutSec: 300 },
     },
+    rollout: DEFAULT_ROLLOUT,
   });
+  assert.deepEqual(DEFAULT_ROLLOUT.steps, [10, 25, 50, 100]);
+  assert.equal(DEFAULT_ROLLOUT.intervalSec, 30);
   assert.deepEqual(DEFAULT_STEP_TIMEOUT_SEC, { lint: 120, test: 300, build: 300 });
 });
 

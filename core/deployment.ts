@@ -1,0 +1,54 @@
+/** Inputs, state and controls of a deployment: the workflow, its activities and the API share these. */
+import type { RolloutSettings } from './manifest.ts';
+
+export type DeploymentMode = 'canary' | 'rollback';
+
+export interface DeploymentInput {
+  service: string;
+  version: string;
+  /** 'rollback': a deployment of an older version, straight to 100% once ready (when fastRollback). */
+  mode: DeploymentMode;
+  reason?: string;
+}
+
+export type DeploymentStage = 'PREPARING' | 'STARTING' | 'CANARY' | 'PROMOTING' | 'ACTIVE' | 'ROLLING_BACK' | 'ROLLED_BACK' | 'ABORTED' | 'FAILED';
+
+export interface AnalysisResult {
+  healthy: boolean;
+  /** Not enough requests to judge (counted as failed only with analysis.requireTraffic). */
+  inconclusive: boolean;
+  reasons: string[];
+  requests: number;
+  successRate: number | null;
+  p99Ms: number | null;
+  at: string;
+}
+
+export interface DeploymentState {
+  service: string;
+  version: string;
+  mode: DeploymentMode;
+  stage: DeploymentStage;
+  /** The share of new sessions the version gets now, in percent. */
+  weight: number;
+  stepIndex: number;
+  steps: number[];
+  paused: boolean;
+  /** The version that was active when the deployment started (the one a rollback returns to). */
+  previous?: string;
+  failedChecks: number;
+  lastAnalysis?: AnalysisResult;
+  /** Why the deployment ended the way it did, when it did not promote. */
+  reason?: string;
+}
+
+export interface PreparedDeployment {
+  dir: string;
+  settings: RolloutSettings;
+  previous?: string;
+}
+
+export interface BreachNotice {
+  reasons: string[];
+  at: string;
+}
