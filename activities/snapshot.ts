@@ -77,7 +77,7 @@ export function snapshotActivities(config: Config) {
           }
         }
         for (const step of STEP_NAMES) steps.push({ step, command: manifest.steps[step].run, timeoutSec: manifest.steps[step].timeoutSec });
-        return { service, hash, dir, files, version: manifest.version, steps };
+        return { service, hash, dir, files, version: manifest.version, steps, autoDeploy: manifest.rollout.autoDeploy };
       } finally {
         await rm(tmp, { recursive: true, force: true });
       }

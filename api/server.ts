@@ -10,6 +10,8 @@ import { VersionRepo } from '../core/version-repo.ts';
 import { adminAuth } from './admin-auth.ts';
 import { errorHandler, notFound } from './errors.ts';
 import { createTrafficGateway, type TrafficGateway } from './gateway/traffic-gateway.ts';
+import { DeploymentControl } from './deployment-control.ts';
+import { deploymentsRouter } from './routes/deployments.ts';
 import { eventsRouter } from './routes/events.ts';
 import { trafficRouter } from './routes/traffic.ts';
 import { servicesRouter } from './routes/services.ts';
@@ -43,6 +45,7 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   app.use('/api', servicesRouter({ config: deps.config, store: deps.store, versions, requireAdmin, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
   app.use('/api', eventsRouter(deps.events));
   app.use('/api', trafficRouter({ store: deps.store, traffic }));
+  if (deps.temporal) app.use('/api', deploymentsRouter(new DeploymentControl(deps.config, deps.store, deps.temporal), requireAdmin));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;

@@ -45,6 +45,8 @@ export interface SnapshotResult {
   version: string;
   /** install (when there is one), then lint, test, build. */
   steps: StepPlan[];
+  /** The manifest's rollout.autoDeploy: a staged version is deployed at once. */
+  autoDeploy?: boolean;
 }
 
 export interface RunStepInput {

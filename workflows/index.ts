@@ -1,3 +1,4 @@
 // The one file the worker bundles: every workflow is exported from here.
 export { selfCheckWorkflow } from './self-check.ts';
 export { serviceWorkflow } from './service-workflow.ts';
+export { deploymentWorkflow } from './deployment-workflow.ts';

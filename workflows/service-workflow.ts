@@ -7,16 +7,20 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { StepResult } from '../core/documents.ts';
 import type { SaveSignal, ServiceWorkflowInput, ServiceWorkflowState, SnapshotResult, ValidationOutcome } from '../core/pipeline.ts';
-import { McpStage } from '../core/search-attributes.ts';
+import type { DeploymentInput } from '../core/deployment.ts';
+import { McpService, McpStage, McpVersion } from '../core/search-attributes.ts';
+import { deploymentWorkflowId } from '../core/workflow-ids.ts';
 
 export const saveSignal = defineSignal<[SaveSignal]>('save');
 export const stateQuery = defineQuery<ServiceWorkflowState>('state');
@@ -106,7 +110,24 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       changedPaths: save.changedPaths,
       steps,
     });
+    if (!staged.existing && snapshot.autoDeploy && patched('auto-deploy')) await startDeployment(staged.version);
     return { ok: true, hash: snapshot.hash, version: staged.version, existing: staged.existing };
+  }
+
+  /** A staged version goes out as a canary; the deployment outlives this run (continue-as-new). */
+  async function startDeployment(version: string): Promise<void> {
+    const input: DeploymentInput = { service, version, mode: 'canary', reason: 'staged' };
+    await startChild('deploymentWorkflow', {
+      workflowId: deploymentWorkflowId(service, version),
+      args: [input],
+      parentClosePolicy: 'ABANDON',
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [
+        { key: McpService, value: service },
+        { key: McpVersion, value: version },
+        { key: McpStage, value: 'PREPARING' },
+      ],
+    });
   }
 
   for (;;) {
