@@ -144,7 +144,8 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
   await acts.startVersionPool(service, version, prepared.dir, settings.instances);
   await waits.awaitInstancesReady(service, version, settings.instances);
   if (abortReason) return rollBack('ABORTED', abortReason, previous);
-  await acts.transitionVersion(service, version, previous ? 'CANARY' : 'ACTIVE', input.reason);
+  // With nothing active there is nothing to compare against: the version goes straight to 100%.
+  if (previous) await acts.transitionVersion(service, version, 'CANARY', input.reason);
 
   setStage('CANARY');
   for (let i = 0; i < state.steps.length; i++) {

@@ -1,0 +1,484 @@
+/**
+ * Benchmark (issue 4): what the MCP gateway costs per call, with message capture on and off, and
+ * how fast a tripped circuit breaker sends new sessions to the stable version.
+ *
+ * Set-up: the stack (startStack: Temporal dev server + FerretDB, or TEMPORAL_ADDRESS/MONGODB_URI),
+ * the store, two gateways as `mcpship up` runs them (startApi: gateway + health monitors + breaker
+ * + capture), one with capture on and one with MCPSHIP_CAPTURE=false; a built calculator (the
+ * sample) on a free port, registered as a ready InstanceDoc with routing 100% to it.
+ *
+ * 1. Overhead: the same `tools/call add` load (BENCH_CALLS calls from BENCH_CLIENTS concurrent
+ *    MCP sessions, after BENCH_WARMUP calls) straight to the instance and through each gateway,
+ *    BENCH_ROUNDS rounds in rotating order so that drift in the machine's load hits all three
+ *    alike. The load generator is a separate process (bench/lib/mcp-load.ts). Then the same with
+ *    one session calling one at a time (BENCH_SERIAL_CALLS), which shows the latency a hop adds
+ *    without queueing for CPU; and the CPU time per call of each process, since on a small
+ *    machine the gateway's CPU comes out of what the client and the server could have used.
+ * 2. Breach → stable: a second service with two versions at 50/50, the canary a calculator copy
+ *    whose `add` returns isError. Failing calls are driven into a canary session until the breaker
+ *    trips; from that instant new sessions are opened back to back on the gateway that tripped and
+ *    on the other one (which learns only through MongoDB), until new sessions land on stable.
+ *
+ * Run: npx tsx bench/gateway-overhead.ts
+ */
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { execa, type ResultPromise } from 'execa';
+import type { TripEvent } from '../api/gateway/breaker.ts';
+import { startApi, type ApiHandle } from '../api/server.ts';
+import { EventStore } from '../core/events.ts';
+import { createLogger } from '../core/log.ts';
+import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
+import { readRouting, setRouting } from '../core/routing-store.ts';
+import { freePort } from '../stack/ports.ts';
+import { startStack, type Stack } from '../stack/start-stack.ts';
+import {
+  benchConfig,
+  benchStateDir,
+  childEnv,
+  fmtDelta,
+  fmtMs,
+  heading,
+  machineLine,
+  onceCleanup,
+  removeStateDir,
+  repoRoot,
+  summarize,
+  table,
+  verdict,
+} from './lib/common.ts';
+import type { LoadResult } from './lib/mcp-load.ts';
+
+const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SERIAL_CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
+/** New sessions are opened until this many in a row land on stable, or for PROBE_GUARD_MS. */
+const SETTLED_AFTER = 20;
+const PROBE_GUARD_MS = 5_000;
+
+const LOAD_SERVICE = 'calc';
+const BREAKER_SERVICE = 'calc-canary';
+const STABLE = '1.0.0';
+const CANARY = '2.0.0';
+
+const log = createLogger('warn', 'bench');
+const children: ResultPromise[] = [];
+
+// ------------------------------------------------------------------------------------------
+// The calculator instances
+
+/** Builds the calculator sample in a copy inside the state dir (its imports resolve from the checkout's node_modules). */
+async function buildCalculator(stateDir: string): Promise<string> {
+  const dir = path.join(stateDir, `calculator-${STABLE}`);
+  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !['node_modules', 'dist'].includes(path.basename(src)) });
+  const build = await execa('npm', ['run', 'build'], { cwd: dir, env: childEnv(), extendEnv: false, reject: false, all: true });
+  if (build.exitCode !== 0) throw new Error(`calculator build failed:\n${build.all}`);
+  return dir;
+}
+
+/** The canary: the same build, reporting version 2.0.0, whose `add` answers with isError (a tool result error, as a broken release would). */
+async function brokenCanary(stableDir: string, stateDir: string): Promise<string> {
+  const dir = path.join(stateDir, `calculator-${CANARY}`);
+  await cp(stableDir, dir, { recursive: true });
+  const file = path.join(dir, 'dist', 'server.js');
+  const source = await readFile(file, 'utf8');
+  const call = 'const r = calculate(op, a, b);';
+  if (!source.includes(call) || !source.includes(`version: '${STABLE}'`)) throw new Error(`${file} changed shape; update the canary patch`);
+  await writeFile(
+    file,
+    source
+      .replace(`version: '${STABLE}'`, `version: '${CANARY}'`)
+      .replace(call, "const r = op === 'add' ? { ok: /** @type {const} */ (false), error: 'canary: add is broken' } : calculate(op, a, b);"),
+  );
+  return dir;
+}
+
+async function startCalculator(dir: string): Promise<{ url: string; pid: number }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/mcp`;
+  const child = execa('node', ['dist/index.js'], { cwd: dir, env: childEnv({ PORT: String(port) }), extendEnv: false, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
+  children.push(child);
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the calculator in ${dir} exited with ${child.exitCode}`);
+    const status = await fetch(url, { headers: { accept: 'text/event-stream' } }).then((r) => r.status, () => undefined);
+    if (status !== undefined) return { url, pid: child.pid! };
+    if (performance.now() > deadline) throw new Error(`the calculator on ${port} did not answer`);
+    await sleep(100);
+  }
+}
+
+/** What the runner writes for a ready instance; the gateway routes to ready instances with a url. */
+async function addInstance(store: Store, service: string, version: string, instanceId: string, url: string): Promise<void> {
+  await store.instances.updateOne(
+    { instanceId },
+    { $set: { service, version, url, state: 'ready', restarts: 0, updatedAt: new Date() }, $setOnInsert: { instanceId } },
+    { upsert: true },
+  );
+}
+
+// ------------------------------------------------------------------------------------------
+// 1. Overhead
+
+/** CPU time (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
+async function processCpuMs(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After "pid (comm) ": state is field 3, utime 14 and stime 15, in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Shape {
+  clients: number;
+  calls: number;
+  warmup: number;
+}
+
+/** Processes whose CPU is counted besides this one (where both gateways live) and the load generator's. */
+interface Watched {
+  instancePid: number;
+  /** The embedded FerretDB, where capture and the session table write; undefined with an external MONGODB_URI. */
+  mongoPid?: number;
+}
+
+interface RunFigures {
+  load: LoadResult;
+  /** CPU over the whole run of this process, the calculator and FerretDB. */
+  gatewayCpuMs: number;
+  instanceCpuMs: number;
+  mongoCpuMs: number;
+}
+
+async function runLoad(url: string, shape: Shape, watched: Watched): Promise<RunFigures> {
+  const cpuBefore = process.cpuUsage();
+  const instanceBefore = await processCpuMs(watched.instancePid);
+  const mongoBefore = watched.mongoPid ? await processCpuMs(watched.mongoPid) : Number.NaN;
+  const result = await execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'lib', 'mcp-load.ts'), JSON.stringify({ url, ...shape })], {
+    cwd: repoRoot,
+    env: childEnv(),
+    reject: false,
+  });
+  const cpu = process.cpuUsage(cpuBefore);
+  const instanceCpuMs = (await processCpuMs(watched.instancePid)) - instanceBefore;
+  const mongoCpuMs = watched.mongoPid ? (await processCpuMs(watched.mongoPid)) - mongoBefore : Number.NaN;
+  if (result.exitCode !== 0) throw new Error(`load generator failed on ${url}:\n${result.stderr}`);
+  const load = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as LoadResult;
+  return { load, gatewayCpuMs: (cpu.user + cpu.system) / 1000, instanceCpuMs, mongoCpuMs };
+}
+
+interface PathFigures {
+  label: string;
+  runs: RunFigures[];
+}
+
+async function overhead(targets: { label: string; url: string }[], shape: Shape, watched: Watched): Promise<PathFigures[]> {
+  const figures = targets.map((t) => ({ label: t.label, runs: [] as RunFigures[] }));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (k + round) % targets.length;
+      const run = await runLoad(targets[i]!.url, shape, watched);
+      figures[i]!.runs.push(run);
+      const { load } = run;
+      console.error(
+        `${shape.clients} client(s), round ${round + 1}/${ROUNDS}, ${targets[i]!.label}: ${(load.calls / (load.wallMs / 1000)).toFixed(0)} calls/s` +
+          `${load.errors ? `, ${load.errors} errors (${load.firstError})` : ''}`,
+      );
+    }
+  }
+  return figures;
+}
+
+function printOverhead(figures: PathFigures[], shape: Shape): void {
+  // One call at a time, calls/s is only 1 / mean latency: the throughput target is for concurrent load.
+  const judgeThroughput = shape.clients > 1;
+  const stats = figures.map((f) => {
+    const calls = f.runs.reduce((s, r) => s + r.load.calls, 0);
+    const wallMs = f.runs.reduce((s, r) => s + r.load.wallMs, 0);
+    // CPU is counted over whole runs, warm-up and session set-up included.
+    const perCall = (cpu: (r: RunFigures) => number) => f.runs.reduce((s, r) => s + cpu(r), 0) / f.runs.reduce((s, r) => s + shape.calls + shape.warmup, 0);
+    return {
+      label: f.label,
+      throughput: calls / (wallMs / 1000),
+      perRound: f.runs.map((r) => (r.load.calls / (r.load.wallMs / 1000)).toFixed(0)).join(' / '),
+      latency: summarize(f.runs.flatMap((r) => r.load.latenciesMs)),
+      errors: f.runs.reduce((s, r) => s + r.load.errors, 0),
+      cpu: { client: perCall((r) => r.load.cpuMs), gateway: perCall((r) => r.gatewayCpuMs), instance: perCall((r) => r.instanceCpuMs), mongo: perCall((r) => r.mongoCpuMs) },
+    };
+  });
+  const direct = stats[0]!;
+  console.log(
+    table(
+      ['path', 'calls/s', 'per round', '× direct', 'p50', 'p99', 'added p50', 'added p99', 'errors'],
+      stats.map((s, i) => [
+        s.label,
+        s.throughput.toFixed(0),
+        s.perRound,
+        `${(s.throughput / direct.throughput).toFixed(2)}×`,
+        fmtMs(s.latency.p50),
+        fmtMs(s.latency.p99),
+        i === 0 ? '' : fmtDelta(s.latency.p50 - direct.latency.p50),
+        i === 0 ? '' : fmtDelta(s.latency.p99 - direct.latency.p99),
+        String(s.errors),
+      ]),
+    ),
+  );
+  console.log('\nagainst the targets:');
+  console.log(
+    table(
+      ['path', 'throughput ≥ 0.9× direct', 'added p50 ≤ 1 ms', 'added p99 ≤ 5 ms'],
+      stats.slice(1).map((s) => {
+        const ratio = s.throughput / direct.throughput;
+        const p50 = s.latency.p50 - direct.latency.p50;
+        const p99 = s.latency.p99 - direct.latency.p99;
+        const throughput = judgeThroughput ? `${ratio.toFixed(2)}× ${verdict(ratio >= 0.9)}` : `(${ratio.toFixed(2)}× = 1/latency)`;
+        return [s.label, throughput, `${fmtDelta(p50)} ${verdict(p50 <= 1)}`, `${fmtDelta(p99)} ${verdict(p99 <= 5)}`];
+      }),
+    ),
+  );
+  // Where the CPU goes: on a small machine the gateway's CPU per call is taken from the client and the server.
+  console.log('\nCPU time per call (ms), by process:');
+  console.log(
+    table(
+      ['path', 'load generator', 'gateway process', 'calculator', 'FerretDB', 'sum'],
+      stats.map((s) => {
+        const sum = s.cpu.client + s.cpu.gateway + s.cpu.instance + (Number.isNaN(s.cpu.mongo) ? 0 : s.cpu.mongo);
+        return [s.label, s.cpu.client.toFixed(2), s.cpu.gateway.toFixed(2), s.cpu.instance.toFixed(2), Number.isNaN(s.cpu.mongo) ? '—' : s.cpu.mongo.toFixed(2), sum.toFixed(2)];
+      }),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------------------------------
+// 2. Breach → first new session on stable
+
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'mcpship-bench-probe', version: '0' } },
+});
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+interface Probe {
+  /** ms after the trip. */
+  sentMs: number;
+  doneMs: number;
+  version: string;
+  sessionId?: string;
+}
+
+/** One new session by hand (initialize only): the version the gateway chose is in X-Mcpship-Version. */
+async function newSession(url: string, t0: number): Promise<Probe> {
+  const sentMs = performance.now() - t0;
+  const res = await fetch(url, { method: 'POST', headers: MCP_HEADERS, body: INITIALIZE });
+  const version = res.headers.get('x-mcpship-version') ?? `HTTP ${res.status}`;
+  const sessionId = res.headers.get('mcp-session-id') ?? undefined;
+  await res.text();
+  return { sentMs, doneMs: performance.now() - t0, version, ...(sessionId ? { sessionId } : {}) };
+}
+
+/** New sessions back to back from t0 until SETTLED_AFTER in a row are on stable. */
+async function probeUntilStable(url: string, t0: number): Promise<Probe[]> {
+  const probes: Probe[] = [];
+  let inARow = 0;
+  while (inARow < SETTLED_AFTER && performance.now() - t0 < PROBE_GUARD_MS) {
+    const probe = await newSession(url, t0);
+    probes.push(probe);
+    inARow = probe.version === STABLE ? inARow + 1 : 0;
+  }
+  return probes;
+}
+
+/** Ends the probes' sessions (not timed), so the instances do not keep them. */
+async function endSessions(url: string, probes: Probe[]): Promise<void> {
+  for (const p of probes) {
+    if (p.sessionId) await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': p.sessionId } }).then((r) => r.body?.cancel(), () => {});
+  }
+}
+
+function describeProbes(probes: Probe[]) {
+  const firstStable = probes.find((p) => p.version === STABLE);
+  let lastOther = -1;
+  probes.forEach((p, i) => p.version !== STABLE && (lastOther = i));
+  const settled = probes.length - lastOther - 1 >= SETTLED_AFTER ? probes[lastOther + 1] : undefined;
+  return {
+    firstStableMs: firstStable?.doneMs ?? Number.NaN,
+    settledMs: settled?.doneMs ?? Number.NaN,
+    canaryAfterTrip: probes.filter((p) => p.version === CANARY).length,
+    other: probes.filter((p) => p.version !== CANARY && p.version !== STABLE).map((p) => p.version),
+    probes: probes.length,
+  };
+}
+
+async function breachToStable(store: Store, events: EventStore, tripping: ApiHandle, other: ApiHandle): Promise<void> {
+  await setRouting(store, BREAKER_SERVICE, { stable: STABLE, weights: { [STABLE]: 50, [CANARY]: 50 } });
+  const urlA = `${tripping.url}/mcp/${BREAKER_SERVICE}`;
+  const urlB = `${other.url}/mcp/${BREAKER_SERVICE}`;
+  // Both gateways have the service in their routing cache before the trip, as under real traffic.
+  for (const url of [urlA, urlB]) await endSessions(url, [await newSession(url, performance.now())]);
+
+  // From the trip on, new sessions are opened at once on both gateways: started inside the
+  // breaker's own trip callback, so no polling delay sits between the trip and the first probe.
+  let t0 = Number.NaN;
+  let trip: TripEvent | undefined;
+  let probing: Promise<[Probe[], Probe[]]> | undefined;
+  const off = tripping.traffic.breaker.onTrip((event) => {
+    if (event.service !== BREAKER_SERVICE || trip) return;
+    t0 = performance.now();
+    trip = event;
+    probing = Promise.all([probeUntilStable(urlA, t0), probeUntilStable(urlB, t0)]);
+  });
+
+  // A canary session (forced with X-Mcpship-Version; no admin token is configured) fed failing calls.
+  const transport = new StreamableHTTPClientTransport(new URL(urlA), { requestInit: { headers: { 'x-mcpship-version': CANARY } } });
+  const client = new Client({ name: 'mcpship-bench-canary', version: '0' });
+  client.onerror = () => {};
+  await client.connect(transport);
+  if (client.getServerVersion()?.version !== CANARY) throw new Error(`the forced session landed on ${client.getServerVersion()?.version}, not the canary`);
+  let failingCalls = 0;
+  while (!trip && failingCalls < 200) {
+    try {
+      const result = await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+      if (result.isError) failingCalls++;
+    } catch {
+      break; // the session was refused (404) once the canary was pulled
+    }
+  }
+  await client.close().catch(() => {});
+  off();
+  if (!trip || !probing) {
+    console.log(`the breaker did not trip after ${failingCalls} failing calls; nothing to measure`);
+    return;
+  }
+  const [probesA, probesB] = await probing;
+
+  // When the trip became visible elsewhere: the BREAKER_OPEN event and the pulled routing in MongoDB.
+  const tripAt = trip.at.getTime();
+  let eventMs = Number.NaN;
+  let routingMs = Number.NaN;
+  for (let i = 0; i < 50 && (Number.isNaN(eventMs) || Number.isNaN(routingMs)); i++) {
+    const [event] = await events.list({ service: BREAKER_SERVICE, kind: 'BREAKER_OPEN' });
+    if (event) eventMs = new Date(event.time).getTime() - tripAt;
+    const routing = await readRouting(store, BREAKER_SERVICE);
+    if (routing.pulled.includes(CANARY) && routing.updatedAt) routingMs = routing.updatedAt.getTime() - tripAt;
+    if (Number.isNaN(eventMs) || Number.isNaN(routingMs)) await sleep(100);
+  }
+  await Promise.all([endSessions(urlA, probesA), endSessions(urlB, probesB)]);
+
+  const a = describeProbes(probesA);
+  const b = describeProbes(probesB);
+  console.log(`canary ${CANARY}: add returns isError; weights ${STABLE} 50 / ${CANARY} 50; the breaker tripped after ${failingCalls} failing calls (${trip.reasons.join('; ')})`);
+  console.log(`trip → canary pulled in MongoDB: ${fmtMs(routingMs)}; trip → BREAKER_OPEN event: ${fmtMs(eventMs)}\n`);
+  console.log(
+    table(
+      ['new sessions opened from the trip on', 'first on stable', `all on stable from (${SETTLED_AFTER} in a row)`, 'on canary after trip', 'probes', 'target < 1 s'],
+      [
+        ['gateway whose breaker tripped', fmtMs(a.firstStableMs), fmtMs(a.settledMs), String(a.canaryAfterTrip), String(a.probes), verdict(a.settledMs < 1000)],
+        ['another gateway (learns via MongoDB)', fmtMs(b.firstStableMs), fmtMs(b.settledMs), String(b.canaryAfterTrip), String(b.probes), verdict(b.settledMs < 1000)],
+      ],
+    ),
+  );
+  for (const [name, d] of [['tripping gateway', a], ['other gateway', b]] as const) {
+    if (d.other.length) console.log(`  ${name}: probes answered without a version: ${[...new Set(d.other)].join(', ')}`);
+  }
+  console.log(
+    `(times are from the trip to the probe's answer; at 50/50 a single new session lands on stable by chance half the time, ` +
+      `so "all on stable from" is the figure that shows the breaker at work)`,
+  );
+}
+
+// ------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const machine = await machineLine();
+  const stateDir = await benchStateDir('gateway');
+  const config = await benchConfig(stateDir);
+  // The second gateway: the same settings with MCPSHIP_CAPTURE=false (only its api and gateway parts are used).
+  const configOff = await benchConfig(stateDir, { MCPSHIP_CAPTURE: 'false' });
+  let stack: Stack | undefined;
+  let store: Store | undefined;
+  const apis: ApiHandle[] = [];
+  const cleanup = onceCleanup(async () => {
+    for (const api of apis) await api.close().catch(() => {});
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    await Promise.allSettled(children);
+    if (store) {
+      // Our own database; with an external MONGODB_URI it would otherwise stay behind.
+      await store.db.dropDatabase().catch(() => {});
+      await store.close();
+    }
+    await stack?.stop();
+    await removeStateDir(stateDir);
+  });
+  try {
+    console.error(`gateway bench: state dir ${stateDir}; starting the stack and building the calculator…`);
+    const [started, stableDir] = await Promise.all([startStack(config, log), buildCalculator(stateDir)]);
+    stack = started;
+    store = await connectStore(stack.mongoUri, config.mongo.database);
+    await ensureIndexes(store);
+    const events = new EventStore(store);
+
+    const canaryDir = await brokenCanary(stableDir, stateDir);
+    const [stable, canary] = await Promise.all([startCalculator(stableDir), startCalculator(canaryDir)]);
+    await addInstance(store, LOAD_SERVICE, STABLE, 'calc-1', stable.url);
+    await setRouting(store, LOAD_SERVICE, { stable: STABLE, weights: { [STABLE]: 100 } });
+    await addInstance(store, BREAKER_SERVICE, STABLE, 'canary-svc-stable', stable.url);
+    await addInstance(store, BREAKER_SERVICE, CANARY, 'canary-svc-canary', canary.url);
+
+    const deps = { store, events, log, temporalAddress: stack.temporalAddress };
+    const on = await startApi({ ...deps, config });
+    apis.push(on);
+    const off = await startApi({ ...deps, config: configOff });
+    apis.push(off);
+    if (off.traffic.capture || !on.traffic.capture) throw new Error('capture settings of the two gateways are not as meant');
+
+    const targets = [
+      { label: 'direct to the instance', url: stable.url },
+      { label: 'gateway, capture on', url: `${on.url}/mcp/${LOAD_SERVICE}` },
+      { label: 'gateway, capture off', url: `${off.url}/mcp/${LOAD_SERVICE}` },
+    ];
+    const concurrent: Shape = { clients: CLIENTS, calls: CALLS, warmup: WARMUP };
+    // One client, one call at a time: the latency a hop adds without any queueing for CPU.
+    const serial: Shape = { clients: 1, calls: SERIAL_CALLS, warmup: Math.min(WARMUP, SERIAL_CALLS) };
+    const mongoPid = stack.processes.find((p) => p.name === 'ferretdb')?.pid;
+    const watched: Watched = { instancePid: stable.pid, ...(mongoPid ? { mongoPid } : {}) };
+    const loaded = await overhead(targets, concurrent, watched);
+    const unloaded = await overhead(targets, serial, watched);
+
+    heading(`gateway overhead: tools/call add, ${CALLS} calls × ${ROUNDS} rounds per path, ${CLIENTS} concurrent MCP sessions`);
+    console.log(machine);
+    console.log('load generator, gateway (this process) and calculator each in their own process; latencies pooled over the rounds\n');
+    printOverhead(loaded, concurrent);
+    heading(`the same, one MCP session calling one at a time (${SERIAL_CALLS} calls × ${ROUNDS} rounds per path)`);
+    printOverhead(unloaded, serial);
+
+    // Did capture keep up? It writes in batches off the request path: wait until the count stops growing.
+    const expectedCalls = ROUNDS * (concurrent.calls + concurrent.warmup + serial.calls + serial.warmup);
+    const countCaptured = () => store!.messages.countDocuments({ service: LOAD_SERVICE, direction: 'client_to_server', method: 'tools/call' });
+    let captured = await countCaptured();
+    for (let still = 0, i = 0; still < 3 && captured < expectedCalls && i < 60; i++) {
+      await sleep(500);
+      const now = await countCaptured();
+      still = now === captured ? still + 1 : 0;
+      captured = now;
+    }
+    console.log(`\ncapture check: ${captured} tools/call requests stored for the ${expectedCalls} sent through the capture-on gateway`);
+
+    heading('breach → first new session routed to stable');
+    await breachToStable(store, events, on, off);
+  } finally {
+    await cleanup();
+  }
+}
+
+await main();

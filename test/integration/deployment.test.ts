@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict';
+import { cp, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import type { DeploymentState } from '../../core/deployment.ts';
+import type { EventDoc, VersionDoc } from '../../core/documents.ts';
+import { createLogger } from '../../core/log.ts';
+import { readRouting } from '../../core/routing-store.ts';
+import { deploymentWorkflowId } from '../../core/workflow-ids.ts';
+import { startSystem, type System } from '../../cli/system.ts';
+import { repoRoot } from '../../stack/binaries.ts';
+import { freePort } from '../../stack/ports.ts';
+import { McpTraffic } from '../support/mcp-traffic.ts';
+import { stackAddresses, testConfig } from '../support/stack-env.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SERVICE = 'calc';
+let system: System;
+let base: string;
+let config: ReturnType<typeof testConfig>;
+let dir: string;
+
+const ROLLOUT = {
+  autoDeploy: true,
+  steps: [25, 50, 100],
+  intervalSec: 2,
+  analysis: { minRequests: 1, minSuccessRate: 0.95, maxP99Ms: 5000, maxFailedChecks: 0 },
+  breaker: { minRequests: 5, maxErrorRate: 0.2, windowMs: 10_000, cooldownMs: 60_000 },
+};
+
+before(async () => {
+  config = testConfig({ MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100', MCPSHIP_DRAIN_MS: '500' });
+  system = await startSystem(config, createLogger('warn'), { worker: true, api: true });
+  base = system.api!.url;
+  dir = path.join(config.servicesDir, SERVICE);
+});
+
+after(async () => {
+  if (process.env.MCPSHIP_RECORD_HISTORIES) await recordHistories(['1.0.1', '1.0.2', '1.0.4', '1.0.5']);
+  await system.stop();
+});
+
+/** Keeps real deployment histories in the repo for the replay test (MCPSHIP_RECORD_HISTORIES=1). */
+async function recordHistories(versions: string[]): Promise<void> {
+  const connection = await Connection.connect({ address: stackAddresses().temporalAddress });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  for (const version of versions) {
+    const history = await client.workflow.getHandle(deploymentWorkflowId(SERVICE, version)).fetchHistory();
+    await writeFile(path.join(repoRoot, 'test', 'histories', `deployment-workflow-${version}.bin`), proto.temporal.api.history.v1.History.encode(history).finish());
+  }
+  await connection.close();
+}
+
+async function api<T = any>(pathname: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${base}${pathname}`, body === undefined ? {} : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+async function editManifest(edit: (m: Record<string, any>) => void): Promise<void> {
+  const file = path.join(dir, 'mcp.json');
+  const m = JSON.parse(await readFile(file, 'utf8'));
+  edit(m);
+  await writeFile(file, JSON.stringify(m, null, 2));
+}
+
+const versionState = async (version: string) => (await system.store.versions.findOne({ service: SERVICE, version }))?.state;
+
+function waitForState(version: string, state: VersionDoc['state'], timeoutMs = 180_000): Promise<true> {
+  return waitFor(`${SERVICE}@${version} ${state}`, async () => (await versionState(version)) === state || undefined, timeoutMs, 250).catch(async (err) => {
+    const timeline = (await system.events.list({ service: SERVICE, limit: 500 })).map((e) => `${e.kind}${e.version ? `@${e.version}` : ''}${(e.details as { reason?: string })?.reason ? `(${(e.details as { reason: string }).reason.slice(0, 120)})` : ''}`);
+    throw new Error(`${(err as Error).message}\nevents: ${timeline.join(' ')}`);
+  });
+}
+
+const eventsOf = async (version: string) => system.events.list({ service: SERVICE, limit: 500 }).then((all) => all.filter((e: EventDoc) => e.version === version));
+
+test('a first save goes live: validated, staged and, with nothing active yet, straight to ACTIVE', async () => {
+  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
+  await editManifest((m) => {
+    m.name = SERVICE;
+    m.rollout = ROLLOUT;
+  });
+  await waitForState('1.0.0', 'ACTIVE');
+  const routing = await readRouting(system.store, SERVICE);
+  assert.equal(routing.stable, '1.0.0');
+  assert.equal(routing.weights['1.0.0'], 100);
+});
+
+test('a good change rolls out 25 → 50 → 100 under live traffic with no failed client call, and the old version is archived', async () => {
+  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`);
+  await waitFor('traffic to flow', () => traffic.report.ok > 5);
+  await writeFile(path.join(dir, 'src', 'note.js'), 'export const note = "v2";\n');
+  await waitForState('1.0.1', 'ACTIVE');
+  const report = await traffic.stop();
+
+  assert.equal(report.failed, 0, `client errors: ${report.errors.join(' | ')}`);
+  assert.ok(report.ok > 20, `traffic flowed throughout (${report.ok} calls)`);
+  const weights = (await eventsOf('1.0.1')).filter((e) => e.kind === 'CANARY_STEP').map((e) => (e.details as { weight: number }).weight);
+  assert.deepEqual(weights, [25, 50]);
+  const analyses = (await eventsOf('1.0.1')).filter((e) => e.kind === 'ANALYSIS');
+  assert.ok(analyses.length === 2 && analyses.every((e) => e.status === 'ok'));
+  assert.equal(await versionState('1.0.0'), 'ARCHIVED');
+  assert.ok((await stat(path.join(config.stateDir, 'archive', SERVICE, '1.0.0', 'metadata.json'))).isFile());
+  await waitFor('the old instances to stop', async () => (await system.store.instances.countDocuments({ service: SERVICE, version: '1.0.0', state: { $ne: 'stopped' } })) === 0 || undefined);
+  const state = await api<DeploymentState>(`/api/services/${SERVICE}/deployment`);
+  assert.equal(state.body.stage, 'ACTIVE');
+  assert.equal(state.body.previous, '1.0.0');
+});
+
+test('a change whose tool throws in production trips the breaker and is rolled back; stable serves everything', async () => {
+  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`, 3);
+  await waitFor('traffic to flow', () => traffic.report.ok > 5);
+  const server = path.join(dir, 'src', 'server.js');
+  const source = await readFile(server, 'utf8');
+  await writeFile(server, source.replace("fn: (a, b) => a + b }", "fn: (a, b) => { if (process.env.CALC_PROD === '1') throw new Error('regression in add'); return a + b; } }"));
+  await editManifest((m) => (m.start.env = { CALC_PROD: '1' }));
+  await waitForState('1.0.2', 'ROLLED_BACK');
+  const okBefore = traffic.report.ok;
+  await waitFor('stable to keep serving', () => traffic.report.ok > okBefore + 10);
+  const report = await traffic.stop();
+
+  const rolledBack = (await eventsOf('1.0.2')).find((e) => e.kind === 'ROLLBACK_COMPLETE');
+  assert.match(String((rolledBack?.details as { reason?: string })?.reason), /circuit breaker: error rate/);
+  assert.ok((await eventsOf('1.0.2')).some((e) => e.kind === 'BREAKER_OPEN'));
+  const routing = await readRouting(system.store, SERVICE);
+  assert.equal(routing.stable, '1.0.1');
+  assert.equal(routing.weights['1.0.1'], 100);
+  assert.equal(routing.weights['1.0.2'], 0);
+  assert.ok(routing.pulled.includes('1.0.2'));
+  assert.equal(await versionState('1.0.1'), 'ACTIVE');
+  assert.ok(report.toolErrors > 0, 'the canary did fail some calls');
+
+  // Put the source back for the next tests: a good 1.0.3 that will roll out.
+  await writeFile(server, source);
+  await editManifest((m) => (m.start.env = {}));
+  await waitForState('1.0.3', 'ACTIVE');
+});
+
+test('manual rollback to an archived version, through the API, fast path to 100%', async () => {
+  const res = await api(`/api/services/${SERVICE}/rollback`, { version: '1.0.0' });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+  await waitForState('1.0.0', 'ACTIVE');
+  const weights = (await eventsOf('1.0.0')).filter((e) => e.kind === 'CANARY_STEP');
+  assert.equal(weights.length, 0, 'no canary steps on the fast path');
+  assert.equal(await versionState('1.0.3'), 'ARCHIVED');
+  assert.equal((await readRouting(system.store, SERVICE)).stable, '1.0.0');
+  const nothing = await api(`/api/services/${SERVICE}/rollback`, {});
+  assert.equal(nothing.status, 409, 'nothing older than 1.0.0 is archived');
+});
+
+test('pause, resume, promote and abort are checked Updates', async () => {
+  await editManifest((m) => (m.rollout = { ...ROLLOUT, autoDeploy: false, intervalSec: 600 }));
+  await waitForState('1.0.4', 'STAGED');
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' })).status, 202);
+  await waitForState('1.0.4', 'CANARY');
+
+  const paused = await api<DeploymentState>(`/api/services/${SERVICE}/pause`, {});
+  assert.equal(paused.status, 200);
+  assert.equal(paused.body.paused, true);
+  const again = await api(`/api/services/${SERVICE}/pause`, {});
+  assert.equal(again.status, 409);
+  assert.match(again.body.error.message, /already paused/);
+  assert.equal((await api(`/api/services/${SERVICE}/resume`, {})).body.paused, false);
+  const badWeight = await api(`/api/services/${SERVICE}/set-weight`, { weight: 150 });
+  assert.equal(badWeight.status, 409);
+  assert.match(badWeight.body.error.message, /weight must be a whole number from 0 to 100/);
+  assert.equal((await api(`/api/services/${SERVICE}/set-weight`, { weight: 40 })).status, 200);
+  await waitFor('weight 40', async () => (await readRouting(system.store, SERVICE)).weights['1.0.4'] === 40 || undefined);
+
+  assert.equal((await api(`/api/services/${SERVICE}/promote`, {})).status, 200);
+  await waitForState('1.0.4', 'ACTIVE');
+  const late = await api(`/api/services/${SERVICE}/promote`, {});
+  assert.equal(late.status, 409, 'nothing to promote once the deployment has ended');
+
+  await editManifest((m) => (m.description = 'abort me'));
+  await waitForState('1.0.5', 'STAGED');
+  await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.5' });
+  await waitForState('1.0.5', 'CANARY');
+  const aborted = await api(`/api/services/${SERVICE}/abort`, { reason: 'changed my mind' });
+  assert.equal(aborted.status, 200);
+  await waitForState('1.0.5', 'ABORTED');
+  const routing = await readRouting(system.store, SERVICE);
+  assert.equal(routing.stable, '1.0.4');
+  assert.equal(routing.weights['1.0.4'], 100);
+  const afterAbort = await api(`/api/services/${SERVICE}/pause`, {});
+  assert.equal(afterAbort.status, 409);
+});
+
+test('bad control requests: unknown control, bad version, no deployment running', async () => {
+  assert.equal((await api(`/api/services/${SERVICE}/explode`, {})).status, 404);
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: 'latest' })).status, 400);
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '9.9.9' })).status, 404);
+  assert.equal((await api(`/api/services/${SERVICE}/promote`, {})).status, 409);
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' })).status, 409, 'an ACTIVE version is not deployed again');
+});
