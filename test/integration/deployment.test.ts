@@ -26,7 +26,7 @@ const ROLLOUT = {
   autoDeploy: true,
   steps: [25, 50, 100],
   intervalSec: 2,
-  analysis: { minRequests: 1, minSuccessRate: 0.95, maxP99Ms: 5000, maxFailedChecks: 0 },
+  analysis: { minRequests: 3, requireTraffic: true, minSuccessRate: 0.95, maxP99Ms: 5000, maxFailedChecks: 0 },
   breaker: { minRequests: 5, maxErrorRate: 0.2, windowMs: 10_000, cooldownMs: 60_000 },
 };
 
@@ -74,6 +74,16 @@ function waitForState(version: string, state: VersionDoc['state'], timeoutMs = 1
   });
 }
 
+/** Waits for a deployment's end event (PROMOTED, ROLLBACK_COMPLETE, DEPLOYMENT_ABORTED) after a point in the event log. */
+function waitForEnd(version: string, kind: string, afterSeq: number, timeoutMs = 180_000): Promise<EventDoc> {
+  return waitFor(`${SERVICE}@${version} ${kind}`, async () => (await system.events.list({ service: SERVICE, afterSeq, limit: 500 })).find((e) => e.version === version && e.kind === kind), timeoutMs, 250).catch(async (err) => {
+    const timeline = (await system.events.list({ service: SERVICE, afterSeq, limit: 500 })).map((e) => `${e.kind}${e.version ? `@${e.version}` : ''}${(e.details as { reason?: string })?.reason ? `(${(e.details as { reason: string }).reason.slice(0, 120)})` : ''}`);
+    throw new Error(`${(err as Error).message}\nevents since: ${timeline.join(' ')}`);
+  });
+}
+
+const mark = () => system.events.lastSeq();
+
 const eventsOf = async (version: string) => system.events.list({ service: SERVICE, limit: 500 }).then((all) => all.filter((e: EventDoc) => e.version === version));
 
 test('a first save goes live: validated, staged and, with nothing active yet, straight to ACTIVE', async () => {
@@ -82,7 +92,7 @@ test('a first save goes live: validated, staged and, with nothing active yet, st
     m.name = SERVICE;
     m.rollout = ROLLOUT;
   });
-  await waitForState('1.0.0', 'ACTIVE');
+  await waitForEnd('1.0.0', 'PROMOTED', 0);
   const routing = await readRouting(system.store, SERVICE);
   assert.equal(routing.stable, '1.0.0');
   assert.equal(routing.weights['1.0.0'], 100);
@@ -91,8 +101,9 @@ test('a first save goes live: validated, staged and, with nothing active yet, st
 test('a good change rolls out 25 → 50 → 100 under live traffic with no failed client call, and the old version is archived', async () => {
   const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`);
   await waitFor('traffic to flow', () => traffic.report.ok > 5);
+  const from = await mark();
   await writeFile(path.join(dir, 'src', 'note.js'), 'export const note = "v2";\n');
-  await waitForState('1.0.1', 'ACTIVE');
+  await waitForEnd('1.0.1', 'PROMOTED', from);
   const report = await traffic.stop();
 
   assert.equal(report.failed, 0, `client errors: ${report.errors.join(' | ')}`);
@@ -115,8 +126,9 @@ test('a change whose tool throws in production trips the breaker and is rolled b
   const server = path.join(dir, 'src', 'server.js');
   const source = await readFile(server, 'utf8');
   await writeFile(server, source.replace("fn: (a, b) => a + b }", "fn: (a, b) => { if (process.env.CALC_PROD === '1') throw new Error('regression in add'); return a + b; } }"));
+  const from = await mark();
   await editManifest((m) => (m.start.env = { CALC_PROD: '1' }));
-  await waitForState('1.0.2', 'ROLLED_BACK');
+  await waitForEnd('1.0.2', 'ROLLBACK_COMPLETE', from);
   const okBefore = traffic.report.ok;
   await waitFor('stable to keep serving', () => traffic.report.ok > okBefore + 10);
   const report = await traffic.stop();
@@ -134,15 +146,17 @@ test('a change whose tool throws in production trips the breaker and is rolled b
 
   // Put the source back for the next tests: a good 1.0.3 that will roll out.
   await writeFile(server, source);
+  const again = await mark();
   await editManifest((m) => (m.start.env = {}));
-  await waitForState('1.0.3', 'ACTIVE');
+  await waitForEnd('1.0.3', 'PROMOTED', again);
 });
 
 test('manual rollback to an archived version, through the API, fast path to 100%', async () => {
+  const from = await mark();
   const res = await api(`/api/services/${SERVICE}/rollback`, { version: '1.0.0' });
   assert.equal(res.status, 202, JSON.stringify(res.body));
-  await waitForState('1.0.0', 'ACTIVE');
-  const weights = (await eventsOf('1.0.0')).filter((e) => e.kind === 'CANARY_STEP');
+  await waitForEnd('1.0.0', 'PROMOTED', from);
+  const weights = (await system.events.list({ service: SERVICE, afterSeq: from, limit: 500 })).filter((e) => e.kind === 'CANARY_STEP');
   assert.equal(weights.length, 0, 'no canary steps on the fast path');
   assert.equal(await versionState('1.0.3'), 'ARCHIVED');
   assert.equal((await readRouting(system.store, SERVICE)).stable, '1.0.0');
@@ -151,7 +165,7 @@ test('manual rollback to an archived version, through the API, fast path to 100%
 });
 
 test('pause, resume, promote and abort are checked Updates', async () => {
-  await editManifest((m) => (m.rollout = { ...ROLLOUT, autoDeploy: false, intervalSec: 600 }));
+  await editManifest((m) => (m.rollout = { ...ROLLOUT, autoDeploy: false, intervalSec: 600, analysis: { ...ROLLOUT.analysis, requireTraffic: false } }));
   await waitForState('1.0.4', 'STAGED');
   assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' })).status, 202);
   await waitForState('1.0.4', 'CANARY');
@@ -169,8 +183,9 @@ test('pause, resume, promote and abort are checked Updates', async () => {
   assert.equal((await api(`/api/services/${SERVICE}/set-weight`, { weight: 40 })).status, 200);
   await waitFor('weight 40', async () => (await readRouting(system.store, SERVICE)).weights['1.0.4'] === 40 || undefined);
 
+  const promoted = await mark();
   assert.equal((await api(`/api/services/${SERVICE}/promote`, {})).status, 200);
-  await waitForState('1.0.4', 'ACTIVE');
+  await waitForEnd('1.0.4', 'PROMOTED', promoted);
   const late = await api(`/api/services/${SERVICE}/promote`, {});
   assert.equal(late.status, 409, 'nothing to promote once the deployment has ended');
 
@@ -178,9 +193,11 @@ test('pause, resume, promote and abort are checked Updates', async () => {
   await waitForState('1.0.5', 'STAGED');
   await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.5' });
   await waitForState('1.0.5', 'CANARY');
+  const abortFrom = await mark();
   const aborted = await api(`/api/services/${SERVICE}/abort`, { reason: 'changed my mind' });
   assert.equal(aborted.status, 200);
-  await waitForState('1.0.5', 'ABORTED');
+  await waitForEnd('1.0.5', 'DEPLOYMENT_ABORTED', abortFrom);
+  assert.equal(await versionState('1.0.5'), 'ABORTED');
   const routing = await readRouting(system.store, SERVICE);
   assert.equal(routing.stable, '1.0.4');
   assert.equal(routing.weights['1.0.4'], 100);

@@ -33,6 +33,8 @@ export class McpTraffic {
     private readonly url: string,
     concurrency = 2,
     private readonly pauseMs = 20,
+    /** Calls per session: clients come and go, so new sessions keep following the weights. */
+    private readonly callsPerSession = 10,
   ) {
     for (let i = 0; i < concurrency; i++) this.loops.push(this.loop());
   }
@@ -69,6 +71,10 @@ export class McpTraffic {
           this.fail(String((err as Error).message ?? err));
           break;
         }
+      }
+      if (n % this.callsPerSession === 0) {
+        await client?.close().catch(() => {});
+        client = undefined;
       }
       await new Promise((r) => setTimeout(r, this.pauseMs));
     }
