@@ -38,7 +38,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.MCPSHIP_RECORD_HISTORIES) await recordHistories(['1.0.1', '1.0.2', '1.0.4', '1.0.5']);
+  if (process.env.MCPSHIP_RECORD_HISTORIES) await recordHistories(['1.0.1', '1.0.2', '1.0.3', '1.0.4']);
   await system.stop();
 });
 
@@ -144,11 +144,11 @@ test('a change whose tool throws in production trips the breaker and is rolled b
   assert.equal(await versionState('1.0.1'), 'ACTIVE');
   assert.ok(report.toolErrors > 0, 'the canary did fail some calls');
 
-  // Put the source back for the next tests: a good 1.0.3 that will roll out.
-  await writeFile(server, source);
+  // Putting the source back gives 1.0.1's content again: recognised, nothing new is staged.
   const again = await mark();
+  await writeFile(server, source);
   await editManifest((m) => (m.start.env = {}));
-  await waitForEnd('1.0.3', 'PROMOTED', again);
+  await waitFor('ALREADY_STAGED', async () => (await system.events.list({ service: SERVICE, afterSeq: again, kind: 'ALREADY_STAGED' })).find((e) => e.version === '1.0.1'));
 });
 
 test('manual rollback to an archived version, through the API, fast path to 100%', async () => {
@@ -158,7 +158,7 @@ test('manual rollback to an archived version, through the API, fast path to 100%
   await waitForEnd('1.0.0', 'PROMOTED', from);
   const weights = (await system.events.list({ service: SERVICE, afterSeq: from, limit: 500 })).filter((e) => e.kind === 'CANARY_STEP');
   assert.equal(weights.length, 0, 'no canary steps on the fast path');
-  assert.equal(await versionState('1.0.3'), 'ARCHIVED');
+  assert.equal(await versionState('1.0.1'), 'ARCHIVED');
   assert.equal((await readRouting(system.store, SERVICE)).stable, '1.0.0');
   const nothing = await api(`/api/services/${SERVICE}/rollback`, {});
   assert.equal(nothing.status, 409, 'nothing older than 1.0.0 is archived');
@@ -166,9 +166,9 @@ test('manual rollback to an archived version, through the API, fast path to 100%
 
 test('pause, resume, promote and abort are checked Updates', async () => {
   await editManifest((m) => (m.rollout = { ...ROLLOUT, autoDeploy: false, intervalSec: 600, analysis: { ...ROLLOUT.analysis, requireTraffic: false } }));
-  await waitForState('1.0.4', 'STAGED');
-  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' })).status, 202);
-  await waitForState('1.0.4', 'CANARY');
+  await waitForState('1.0.3', 'STAGED');
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.3' })).status, 202);
+  await waitForState('1.0.3', 'CANARY');
 
   const paused = await api<DeploymentState>(`/api/services/${SERVICE}/pause`, {});
   assert.equal(paused.status, 200);
@@ -181,26 +181,26 @@ test('pause, resume, promote and abort are checked Updates', async () => {
   assert.equal(badWeight.status, 409);
   assert.match(badWeight.body.error.message, /weight must be a whole number from 0 to 100/);
   assert.equal((await api(`/api/services/${SERVICE}/set-weight`, { weight: 40 })).status, 200);
-  await waitFor('weight 40', async () => (await readRouting(system.store, SERVICE)).weights['1.0.4'] === 40 || undefined);
+  await waitFor('weight 40', async () => (await readRouting(system.store, SERVICE)).weights['1.0.3'] === 40 || undefined);
 
   const promoted = await mark();
   assert.equal((await api(`/api/services/${SERVICE}/promote`, {})).status, 200);
-  await waitForEnd('1.0.4', 'PROMOTED', promoted);
+  await waitForEnd('1.0.3', 'PROMOTED', promoted);
   const late = await api(`/api/services/${SERVICE}/promote`, {});
   assert.equal(late.status, 409, 'nothing to promote once the deployment has ended');
 
   await editManifest((m) => (m.description = 'abort me'));
-  await waitForState('1.0.5', 'STAGED');
-  await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.5' });
-  await waitForState('1.0.5', 'CANARY');
+  await waitForState('1.0.4', 'STAGED');
+  await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' });
+  await waitForState('1.0.4', 'CANARY');
   const abortFrom = await mark();
   const aborted = await api(`/api/services/${SERVICE}/abort`, { reason: 'changed my mind' });
   assert.equal(aborted.status, 200);
-  await waitForEnd('1.0.5', 'DEPLOYMENT_ABORTED', abortFrom);
-  assert.equal(await versionState('1.0.5'), 'ABORTED');
+  await waitForEnd('1.0.4', 'DEPLOYMENT_ABORTED', abortFrom);
+  assert.equal(await versionState('1.0.4'), 'ABORTED');
   const routing = await readRouting(system.store, SERVICE);
-  assert.equal(routing.stable, '1.0.4');
-  assert.equal(routing.weights['1.0.4'], 100);
+  assert.equal(routing.stable, '1.0.3');
+  assert.equal(routing.weights['1.0.3'], 100);
   const afterAbort = await api(`/api/services/${SERVICE}/pause`, {});
   assert.equal(afterAbort.status, 409);
 });
@@ -210,5 +210,5 @@ test('bad control requests: unknown control, bad version, no deployment running'
   assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: 'latest' })).status, 400);
   assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '9.9.9' })).status, 404);
   assert.equal((await api(`/api/services/${SERVICE}/promote`, {})).status, 409);
-  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.4' })).status, 409, 'an ACTIVE version is not deployed again');
+  assert.equal((await api(`/api/services/${SERVICE}/deploy`, { version: '1.0.3' })).status, 409, 'an ACTIVE version is not deployed again');
 });
