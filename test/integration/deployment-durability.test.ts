@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { EventDoc } from '../../core/documents.ts';
 import { EventStore } from '../../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
@@ -11,29 +11,14 @@ import { repoRoot } from '../../stack/binaries.ts';
 import { processesMentioning } from '../support/processes.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
+import { startWorkerProcess } from '../support/worker-process.ts';
 
 const SERVICE = 'durable';
-const config = testConfig();
-const { temporalAddress, mongoUri } = stackAddresses();
+const config = testConfig({ MCPSHIP_DEBOUNCE_MS: '100' });
+const { mongoUri } = stackAddresses();
 let store: Store;
 let events: EventStore;
 let worker: ResultPromise | undefined;
-
-// The worker (with its runner and watcher) in a process of its own, so that it can be killed.
-function startWorkerProcess(): ResultPromise {
-  const env = {
-    ...process.env,
-    TEMPORAL_ADDRESS: temporalAddress,
-    MONGODB_URI: mongoUri,
-    MCPSHIP_MONGO_DATABASE: config.mongo.database,
-    MCPSHIP_TASK_QUEUE: config.temporal.taskQueue,
-    MCPSHIP_STATE_DIR: config.stateDir,
-    MCPSHIP_SERVICES_DIR: config.servicesDir,
-    MCPSHIP_DEBOUNCE_MS: '100',
-    MCPSHIP_LOG_LEVEL: 'warn',
-  };
-  return execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'worker'], { env, reject: false, cwd: repoRoot });
-}
 
 before(async () => {
   store = await connectStore(mongoUri, config.mongo.database);
@@ -53,7 +38,7 @@ function waitForEvent(match: (e: EventDoc) => boolean, what: string, afterSeq = 
 }
 
 test('the worker killed in the middle of a ramp: a new worker continues from the same step, with one promotion', async () => {
-  worker = startWorkerProcess();
+  worker = startWorkerProcess(config);
   const dir = path.join(config.servicesDir, SERVICE);
   await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
   const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
@@ -67,7 +52,7 @@ test('the worker killed in the middle of a ramp: a new worker continues from the
   await worker;
   await waitFor('the killed runner\'s instances to be ended by its guardian', () => processesMentioning(path.join(config.stateDir, 'staged')).length === 0, 30_000);
 
-  worker = startWorkerProcess();
+  worker = startWorkerProcess(config);
   await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.1', 'the ramp to finish on the new worker', from);
   const ramp = (await since(from)).filter((e) => e.version === '1.0.1');
   const steps = ramp.filter((e) => e.kind === 'CANARY_STEP').map((e) => (e.details as { weight: number }).weight);

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { execa } from 'execa';
 import type { EventDoc } from '../../core/documents.ts';
 import { EventStore } from '../../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
@@ -17,6 +16,7 @@ import { startWorker, type WorkerHandle } from '../../workers/create-worker.ts';
 import { processesMentioning } from '../support/processes.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
+import { startWorkerProcess } from '../support/worker-process.ts';
 
 const config = testConfig();
 const { temporalAddress, mongoUri } = stackAddresses();
@@ -193,27 +193,17 @@ test('a newer save cancels a running validation, ends its processes, and the new
 test('the worker killed in the middle of a validation: another worker finishes the run', async () => {
   await worker?.shutdown();
   worker = undefined;
-  const env = {
-    ...process.env,
-    TEMPORAL_ADDRESS: temporalAddress,
-    MONGODB_URI: mongoUri,
-    MCPSHIP_MONGO_DATABASE: config.mongo.database,
-    MCPSHIP_TASK_QUEUE: config.temporal.taskQueue,
-    MCPSHIP_STATE_DIR: config.stateDir,
-    MCPSHIP_SERVICES_DIR: config.servicesDir,
-    MCPSHIP_LOG_LEVEL: 'warn',
-  };
-  const startWorkerProcess = () => execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'worker'], { env, reject: false, cwd: repoRoot });
+  const launchWorker = () => startWorkerProcess(config);
 
   const dir = await addService('crash');
   await editJson(path.join(dir, 'mcp.json'), (m) => (m.steps.test = { run: 'node -e "setTimeout(() => {}, 4000)" crash-marker && npm run --silent test', timeoutSec: 300 }));
-  const first = startWorkerProcess();
+  const first = launchWorker();
   const hash = await save('crash');
   await waitForEvent('crash', (e) => e.kind === 'TEST_STARTED', 'the test step to start');
   first.kill('SIGKILL');
   await first;
 
-  const second = startWorkerProcess();
+  const second = launchWorker();
   try {
     const staged = await outcome('crash', hash);
     assert.equal(staged.kind, 'STAGED', JSON.stringify(staged.details));
