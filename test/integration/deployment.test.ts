@@ -151,11 +151,16 @@ test('a change whose tool throws in production trips the breaker and is rolled b
   await waitFor('ALREADY_STAGED', async () => (await system.events.list({ service: SERVICE, afterSeq: again, kind: 'ALREADY_STAGED' })).find((e) => e.version === '1.0.1'));
 });
 
-test('manual rollback to an archived version, through the API, fast path to 100%', async () => {
+test('manual rollback to an archived version, through the API, fast path to 100%, with no failed client call', async () => {
+  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`);
+  await waitFor('traffic to flow', () => traffic.report.ok > 5);
   const from = await mark();
   const res = await api(`/api/services/${SERVICE}/rollback`, { version: '1.0.0' });
   assert.equal(res.status, 202, JSON.stringify(res.body));
   await waitForEnd('1.0.0', 'PROMOTED', from);
+  await waitFor('the old instances to stop', async () => (await system.store.instances.countDocuments({ service: SERVICE, version: '1.0.1', state: { $ne: 'stopped' } })) === 0 || undefined);
+  const report = await traffic.stop();
+  assert.equal(report.failed, 0, `client errors: ${report.errors.join(' | ')}`);
   const weights = (await system.events.list({ service: SERVICE, afterSeq: from, limit: 500 })).filter((e) => e.kind === 'CANARY_STEP');
   assert.equal(weights.length, 0, 'no canary steps on the fast path');
   assert.equal(await versionState('1.0.1'), 'ARCHIVED');

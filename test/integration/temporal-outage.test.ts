@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startSystem, type System } from '../../cli/system.ts';
+import type { EventDoc } from '../../core/documents.ts';
+import { createLogger } from '../../core/log.ts';
+import { readRouting } from '../../core/routing-store.ts';
+import { repoRoot } from '../../stack/binaries.ts';
+import type { ManagedProcess } from '../../stack/managed-process.ts';
+import { freePort } from '../../stack/ports.ts';
+import { launchTemporalDev, temporalReady } from '../../stack/temporal.ts';
+import { McpTraffic } from '../support/mcp-traffic.ts';
+import { testConfig } from '../support/stack-env.ts';
+import { waitFor } from '../support/wait.ts';
+
+// This file stops Temporal, so it runs a Temporal dev server of its own (MongoDB is the shared one).
+const SERVICE = 'outage';
+let temporal: ManagedProcess;
+let temporalPort: number;
+let config: ReturnType<typeof testConfig>;
+let system: System;
+
+async function startTemporal(): Promise<void> {
+  temporal = launchTemporalDev({ stateDir: config.stateDir, port: temporalPort, uiPort: await freePort(), namespace: config.temporal.namespace });
+  await temporal.waitUntil(() => temporalReady(`127.0.0.1:${temporalPort}`, config.temporal.namespace), 60_000, 'Temporal answering');
+}
+
+before(async () => {
+  temporalPort = await freePort();
+  config = testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100' });
+  await startTemporal();
+  system = await startSystem(config, createLogger('silent'), { worker: true, api: true });
+});
+
+after(async () => {
+  await system.stop();
+  await temporal.stop();
+});
+
+const since = (afterSeq: number) => system.events.list({ service: SERVICE, afterSeq, limit: 500 });
+const waitForEvent = (match: (e: EventDoc) => boolean, what: string, afterSeq = 0) => waitFor(what, async () => (await since(afterSeq)).find(match), 180_000, 250);
+
+test('with Temporal stopped the gateway keeps routing on the last weights, and the rollout goes on once it is back', async () => {
+  const dir = path.join(config.servicesDir, SERVICE);
+  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
+  const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
+  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name: SERVICE, rollout: { steps: [50, 100], intervalSec: 8 } }, null, 2));
+  await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.0', 'the first version to go live');
+
+  const from = await system.events.lastSeq();
+  await writeFile(path.join(dir, 'src', 'note.js'), 'export const note = 2;\n');
+  await waitForEvent((e) => e.kind === 'CANARY_STEP' && e.version === '1.0.1', 'the canary step at 50%', from);
+
+  const traffic = new McpTraffic(`${system.api!.url}/mcp/${SERVICE}`);
+  await temporal.stop();
+  const okAtStop = traffic.report.ok;
+  await waitFor('traffic to go on without Temporal', () => traffic.report.ok > okAtStop + 50);
+  const routing = await readRouting(system.store, SERVICE);
+  assert.deepEqual({ ...routing.weights }, { '1.0.0': 50, '1.0.1': 50 }, 'the last weights still hold');
+
+  await startTemporal();
+  await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.1', 'the rollout to finish after Temporal is back', from);
+  const report = await traffic.stop();
+  assert.equal(report.failed, 0, `client errors: ${report.errors.join(' | ')}`);
+  assert.equal((await since(from)).filter((e) => e.kind === 'PROMOTED').length, 1);
+  assert.equal((await readRouting(system.store, SERVICE)).stable, '1.0.1');
+});
