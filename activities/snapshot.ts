@@ -72,7 +72,10 @@ export function snapshotActivities(config: Config) {
         if (manifest.install && !(await exists(path.join(dir, 'node_modules')))) {
           const { cached, cacheDir } = await linkCachedModules(config, dir);
           if (!cached) {
-            const fill = cacheDir ? ` && mkdir -p ${JSON.stringify(cacheDir)} && rm -rf ${JSON.stringify(path.join(cacheDir, 'node_modules'))} && cp -a node_modules ${JSON.stringify(cacheDir + '/')}` : '';
+            // A lock file with no packages leaves no node_modules; the cache still records it.
+            const fill = cacheDir
+              ? ` && mkdir -p node_modules ${JSON.stringify(cacheDir)} && rm -rf ${JSON.stringify(path.join(cacheDir, 'node_modules'))} && cp -a node_modules ${JSON.stringify(cacheDir + '/')}`
+              : '';
             steps.push({ step: 'install', command: `${manifest.install}${fill}`, timeoutSec: INSTALL_TIMEOUT_SEC });
           }
         }

@@ -3,11 +3,12 @@
  * stops its own stack, so one cannot leave anything behind for the next). They print figures
  * next to a baseline measured in the same run and the issue's targets; they never assert.
  *
- *   npm run bench                 both
+ *   npm run bench                 all of them
  *   npm run bench -- gateway      only those whose file name contains "gateway"
  *
  * Knobs (env): BENCH_SAVES, BENCH_BASELINE_RUNS (pipeline); BENCH_CALLS, BENCH_CLIENTS,
- * BENCH_WARMUP, BENCH_ROUNDS, BENCH_SERIAL_CALLS (gateway); MCPSHIP_DEBOUNCE_MS; TEMPORAL_ADDRESS
+ * BENCH_WARMUP, BENCH_ROUNDS, BENCH_SERIAL_CALLS (gateway); BENCH_PROMOTIONS, BENCH_BREACHES,
+ * BENCH_INTERVAL_SEC (rollout); MCPSHIP_DEBOUNCE_MS; TEMPORAL_ADDRESS
  * and MONGODB_URI to measure against an external stack instead of the embedded one.
  */
 import path from 'node:path';
@@ -15,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { repoRoot } from '../stack/binaries.ts';
 
-const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts'];
+const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts', 'rollout.ts'];
 
 const filter = process.argv.slice(2);
 const chosen = BENCHMARKS.filter((file) => filter.length === 0 || filter.some((f) => file.includes(f)));

@@ -122,7 +122,11 @@ describe('a good save', () => {
     assert.equal((await stat(stagedDir)).mode & 0o222, 0, 'the staged folder is read-only');
     assert.ok((await stat(path.join(stagedDir, 'dist', 'index.js'))).isFile(), 'the build output is staged');
 
-    const service = await store.services.findOne({ name: 'good' });
+    // The service's last validation is recorded just after the STAGED event.
+    const service = await waitFor('the validation to be recorded', async () => {
+      const doc = await store.services.findOne({ name: 'good' });
+      return doc?.lastValidation?.hash === hash ? doc : undefined;
+    });
     assert.equal(service?.lastValidation?.ok, true);
     assert.equal(service?.lastValidation?.version, '1.0.0');
   });
@@ -188,6 +192,29 @@ test('a newer save cancels a running validation, ends its processes, and the new
   assert.equal((cancelled?.details as { hash?: string })?.hash, first);
   assert.deepEqual(processesMentioning('slow-marker-1'), [], 'no orphan process');
   assert.equal(await store.versions.countDocuments({ service: 'slow' }), 1);
+});
+
+test('a service with a lock file is installed once; later snapshots with the same lock file reuse the install', async () => {
+  const dir = await addService('deps');
+  // No packages of its own (imports resolve from the checkout), but a lock file, so install runs.
+  await editJson(path.join(dir, 'package.json'), (p) => {
+    delete p.dependencies;
+    delete p.devDependencies;
+  });
+  await writeFile(path.join(dir, 'package-lock.json'), JSON.stringify({ name: 'hello-world', version: '1.0.0', lockfileVersion: 3, requires: true, packages: { '': { name: 'hello-world', version: '1.0.0' } } }, null, 2));
+  const first = await outcome('deps', await save('deps'));
+  assert.equal(first.kind, 'STAGED');
+  const doc = await store.versions.findOne({ service: 'deps' });
+  assert.deepEqual(doc?.steps.map((s) => s.step), ['install', 'lint', 'test', 'build']);
+
+  await writeFile(path.join(dir, 'src', 'extra.js'), 'export const extra = 1;\n');
+  const secondHash = await save('deps');
+  const second = await outcome('deps', secondHash);
+  assert.equal(second.kind, 'STAGED');
+  const installs = (await events.list({ service: 'deps', kind: 'INSTALL_STARTED' })).map((e) => (e.details as { hash: string }).hash);
+  assert.equal(installs.length, 1, 'the second snapshot linked the cached install');
+  const latest = await store.versions.findOne({ service: 'deps', hash: secondHash });
+  assert.deepEqual(latest?.steps.map((s) => s.step), ['lint', 'test', 'build']);
 });
 
 test('the worker killed in the middle of a validation: another worker finishes the run', async () => {
