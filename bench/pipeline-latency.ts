@@ -17,7 +17,7 @@
  *
  * Run: npx tsx bench/pipeline-latency.ts   (BENCH_SAVES=20, BENCH_BASELINE_RUNS=3)
  */
-import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
@@ -25,14 +25,18 @@ import { startSystem, type System } from '../cli/system.ts';
 import type { EventDoc } from '../core/documents.ts';
 import { createLogger } from '../core/log.ts';
 import {
+  addSampleService,
   benchConfig,
   benchStateDir,
+  copySample,
+  eventReason,
+  eventsUntil,
+  eventTime,
   fmtMs,
   heading,
   machineLine,
   onceCleanup,
   removeStateDir,
-  repoRoot,
   summarize,
   table,
   verdict,
@@ -60,37 +64,9 @@ interface SaveFigures {
   reason?: string;
 }
 
-/** Copies the sample in beside the services root, names it, then moves it in at once, so the watcher never sees half a copy. */
-async function addService(servicesDir: string, stateDir: string): Promise<string> {
-  const staging = path.join(stateDir, 'incoming', SERVICE);
-  await cp(path.join(repoRoot, 'examples', 'services', 'hello-world'), staging, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-  const manifestFile = path.join(staging, 'mcp.json');
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
-  await writeFile(manifestFile, JSON.stringify({ ...manifest, name: SERVICE }, null, 2));
-  await mkdir(servicesDir, { recursive: true });
-  const dir = path.join(servicesDir, SERVICE);
-  await rename(staging, dir);
-  return dir;
-}
-
 /** Resolves with the service's events after `afterSeq` up to and including its next outcome event. */
 function eventsUntilOutcome(system: System, afterSeq: number): Promise<EventDoc[]> {
-  return new Promise((resolve, reject) => {
-    const seen: EventDoc[] = [];
-    const guard = setTimeout(() => {
-      stop();
-      reject(new Error(`no STAGED / VALIDATION_FAILED within ${SAVE_GUARD_MS / 1000} s; events seen: ${seen.map((e) => e.kind).join(' ')}`));
-    }, SAVE_GUARD_MS);
-    // follow() is woken by appends in this process (the worker runs here), so no poll delay is added.
-    const stop = system.events.follow({ service: SERVICE }, afterSeq, (event) => {
-      seen.push(event);
-      if (OUTCOMES.has(event.kind)) {
-        clearTimeout(guard);
-        stop();
-        resolve(seen);
-      }
-    }, 50);
-  });
+  return eventsUntil(system.events, { service: SERVICE, afterSeq, isEnd: (e) => OUTCOMES.has(e.kind), guardMs: SAVE_GUARD_MS, expected: 'STAGED / VALIDATION_FAILED' });
 }
 
 async function measureSave(system: System, file: string, content: string): Promise<SaveFigures> {
@@ -100,7 +76,6 @@ async function measureSave(system: System, file: string, content: string): Promi
   const writtenAt = Date.now();
   const events = await waiting;
 
-  const at = (e: EventDoc | undefined) => (e ? new Date(e.time).getTime() : Number.NaN);
   const validating = events.find((e) => e.kind === 'VALIDATING');
   const outcome = events.at(-1)!;
   const stepEvents = events.filter((e) => STEP_KINDS.test(e.kind));
@@ -116,26 +91,26 @@ async function measureSave(system: System, file: string, content: string): Promi
   // Between a step's end and the next one's start: activity scheduling and the event writes.
   let betweenStepsMs = 0;
   for (let i = 1; i < stepEvents.length; i++) {
-    if (stepEvents[i]!.kind.endsWith('_STARTED') && !stepEvents[i - 1]!.kind.endsWith('_STARTED')) betweenStepsMs += at(stepEvents[i]) - at(stepEvents[i - 1]);
+    if (stepEvents[i]!.kind.endsWith('_STARTED') && !stepEvents[i - 1]!.kind.endsWith('_STARTED')) betweenStepsMs += eventTime(stepEvents[i]) - eventTime(stepEvents[i - 1]);
   }
-  const wallMs = at(outcome) - writtenAt;
+  const wallMs = eventTime(outcome) - writtenAt;
   return {
     outcome: outcome.kind,
-    detectMs: at(validating) - writtenAt,
+    detectMs: eventTime(validating) - writtenAt,
     wallMs,
     stepsMs,
     overheadMs: wallMs - stepsMs,
-    snapshotMs: at(stepEvents[0]) - at(validating),
+    snapshotMs: eventTime(stepEvents[0]) - eventTime(validating),
     betweenStepsMs,
-    stageMs: at(outcome) - at(ends.at(-1)),
-    ...(outcome.kind === 'VALIDATION_FAILED' ? { reason: String((outcome.details as { reason?: string })?.reason ?? '') } : {}),
+    stageMs: eventTime(outcome) - eventTime(ends.at(-1)),
+    ...(outcome.kind === 'VALIDATION_FAILED' ? { reason: eventReason(outcome) } : {}),
   };
 }
 
 /** The manifest's own commands, run directly in a plain copy of the service: what a developer would wait for without mcpship. */
 async function baseline(stateDir: string): Promise<{ perStep: Record<string, number[]>; totals: number[] }> {
   const dir = path.join(stateDir, 'baseline', SERVICE);
-  await cp(path.join(repoRoot, 'examples', 'services', 'hello-world'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
+  await copySample('hello-world', dir);
   const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8')) as { steps: Record<string, { run: string }> };
   // The same environment the pipeline's steps get (activities/run-step.ts).
   const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', FORCE_COLOR: '0' };
@@ -180,7 +155,7 @@ async function main(): Promise<void> {
     // Warm-up: the service's first version (1.0.0), which also fills caches; not counted.
     const afterSeq = await system.events.lastSeq();
     const firstOutcome = eventsUntilOutcome(system, afterSeq);
-    const dir = await addService(config.servicesDir, stateDir);
+    const dir = await addSampleService({ sample: 'hello-world', service: SERVICE, servicesDir: config.servicesDir, stateDir });
     const first = (await firstOutcome).at(-1)!;
     console.error(`warm-up save: ${first.kind} ${first.version ?? ''}`);
 

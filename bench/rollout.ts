@@ -27,7 +27,7 @@
  *
  * Run: npx tsx bench/rollout.ts   (BENCH_PROMOTIONS=2, BENCH_BREACHES=3, BENCH_INTERVAL_SEC=2)
  */
-import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TripEvent } from '../api/gateway/breaker.ts';
@@ -38,14 +38,17 @@ import { readRouting } from '../core/routing-store.ts';
 import { McpTraffic, type TrafficReport } from '../test/support/mcp-traffic.ts';
 import { waitFor } from '../test/support/wait.ts';
 import {
+  addSampleService,
   benchConfig,
   benchStateDir,
+  eventReason,
+  eventsUntil,
+  eventTime,
   fmtMs,
   heading,
   machineLine,
   onceCleanup,
   removeStateDir,
-  repoRoot,
   summarize,
   table,
   verdict,
@@ -82,45 +85,25 @@ const log = createLogger('warn', 'bench');
 // ------------------------------------------------------------------------------------------
 // The service
 
-/** Copies the sample in beside the services root, names it, adds the latent regression, then moves it in at once. */
-async function addService(servicesDir: string, stateDir: string): Promise<string> {
-  const staging = path.join(stateDir, 'incoming', SERVICE);
-  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), staging, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-  const server = path.join(staging, 'src', 'server.js');
+/** The latent regression, patched into the copy before it is moved in (so the first version has it). */
+async function breakAdd(dir: string): Promise<void> {
+  const server = path.join(dir, 'src', 'server.js');
   const source = await readFile(server, 'utf8');
   if (!source.includes(ADD)) throw new Error(`${server} changed shape; update the regression patch`);
   await writeFile(server, source.replace(ADD, BROKEN_ADD));
-  const manifestFile = path.join(staging, 'mcp.json');
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
-  await writeFile(manifestFile, JSON.stringify({ ...manifest, name: SERVICE, rollout: ROLLOUT }, null, 2));
-  await mkdir(servicesDir, { recursive: true });
-  const dir = path.join(servicesDir, SERVICE);
-  await rename(staging, dir);
-  return dir;
 }
 
 /** Resolves with the service's events after `afterSeq` up to and including the first end event. */
 function eventsUntilEnd(system: System, afterSeq: number): Promise<EventDoc[]> {
-  return new Promise((resolve, reject) => {
-    const seen: EventDoc[] = [];
-    const guard = setTimeout(() => {
-      stop();
-      reject(new Error(`no end event within ${ROUND_GUARD_MS / 1000} s; events seen: ${seen.map((e) => `${e.kind}${e.version ? `@${e.version}` : ''}`).join(' ')}`));
-    }, ROUND_GUARD_MS);
-    // follow() is woken by appends in this process (the worker and the gateway run here).
-    const stop = system.events.follow({ service: SERVICE }, afterSeq, (event) => {
-      seen.push(event);
-      if (ENDS.has(event.kind)) {
-        clearTimeout(guard);
-        stop();
-        resolve(seen);
-      }
-    }, 50);
+  return eventsUntil(system.events, {
+    service: SERVICE,
+    afterSeq,
+    isEnd: (e) => ENDS.has(e.kind),
+    guardMs: ROUND_GUARD_MS,
+    expected: 'end event',
+    describe: (e) => `${e.kind}${e.version ? `@${e.version}` : ''}`,
   });
 }
-
-const at = (e: EventDoc | undefined) => (e ? new Date(e.time).getTime() : Number.NaN);
-const reasonOf = (e: EventDoc | undefined) => String((e?.details as { reason?: string } | undefined)?.reason ?? '');
 
 /** Until a version has no instance left that is not stopped (drain included); bounded. */
 async function instancesStopped(system: System, version: string): Promise<void> {
@@ -171,13 +154,13 @@ async function measurePromotion(system: System, url: string, file: string, conte
   return {
     version,
     outcome: end.kind,
-    validationMs: at(staged) - writtenAt,
-    readyMs: at(ready) - at(staged),
-    rampMs: at(end) - at(ready),
-    totalMs: at(end) - writtenAt,
+    validationMs: eventTime(staged) - writtenAt,
+    readyMs: eventTime(ready) - eventTime(staged),
+    rampMs: eventTime(end) - eventTime(ready),
+    totalMs: eventTime(end) - writtenAt,
     stepRequests: mine.filter((e) => e.kind === 'ANALYSIS').map((e) => Number((e.details as { requests?: number }).requests ?? Number.NaN)),
     report: traffic.report,
-    ...(end.kind !== 'PROMOTED' ? { reason: reasonOf(end) } : {}),
+    ...(end.kind !== 'PROMOTED' ? { reason: eventReason(end) } : {}),
   };
 }
 
@@ -247,20 +230,20 @@ async function measureBreach(system: System, url: string, manifestFile: string, 
   const rolledBack = doc?.history.find((h) => h.state === 'ROLLED_BACK');
   const mine = events.filter((e) => e.version === version);
   // The workflow's own weight change (rollBack's setWeights): recorded under the stable version, pulling the canary.
-  const workflowWeights = events.find((e) => e.kind === 'WEIGHTS_SET' && at(e) >= t0 && ((e.details as { pulled?: string[] }).pulled ?? []).includes(version));
+  const workflowWeights = events.find((e) => e.kind === 'WEIGHTS_SET' && eventTime(e) >= t0 && ((e.details as { pulled?: string[] }).pulled ?? []).includes(version));
   const canaryLive = mine.find((e) => e.kind === 'CANARY_STEP');
   const result: BreachFigures = {
     version,
     outcome: end.kind,
-    reason: reasonOf(end),
+    reason: eventReason(end),
     tripped: trip !== undefined,
     weight0SeenMs: (weight0?.seenAt ?? Number.NaN) - t0,
     routingWrittenMs: (weight0?.updatedAt ?? Number.NaN) - t0,
-    breakerEventMs: at(mine.find((e) => e.kind === 'BREAKER_OPEN')) - t0,
-    workflowWeightsMs: at(workflowWeights) - t0,
+    breakerEventMs: eventTime(mine.find((e) => e.kind === 'BREAKER_OPEN')) - t0,
+    workflowWeightsMs: eventTime(workflowWeights) - t0,
     rolledBackMs: (rolledBack ? new Date(rolledBack.at).getTime() : Number.NaN) - t0,
-    rollbackCompleteMs: at(mine.find((e) => e.kind === 'ROLLBACK_COMPLETE')) - t0,
-    liveToTripMs: t0 - at(canaryLive),
+    rollbackCompleteMs: eventTime(mine.find((e) => e.kind === 'ROLLBACK_COMPLETE')) - t0,
+    liveToTripMs: t0 - eventTime(canaryLive),
     polls: weight0?.polls ?? 0,
     report: traffic.report,
   };
@@ -384,11 +367,11 @@ async function main(): Promise<void> {
     const firstSeq = await sys.events.lastSeq();
     const firstEnd = eventsUntilEnd(sys, firstSeq);
     const addedAt = Date.now();
-    const dir = await addService(config.servicesDir, stateDir);
+    const dir = await addSampleService({ sample: 'calculator', service: SERVICE, servicesDir: config.servicesDir, stateDir, manifest: { rollout: ROLLOUT }, patch: breakAdd });
     const firstEvents = await firstEnd;
     const firstLast = firstEvents.at(-1)!;
-    if (firstLast.kind !== 'PROMOTED') throw new Error(`the first version ended ${firstLast.kind}: ${reasonOf(firstLast)}`);
-    const first = { version: firstLast.version ?? '?', totalMs: at(firstLast) - addedAt };
+    if (firstLast.kind !== 'PROMOTED') throw new Error(`the first version ended ${firstLast.kind}: ${eventReason(firstLast)}`);
+    const first = { version: firstLast.version ?? '?', totalMs: eventTime(firstLast) - addedAt };
     console.error(`first version ${first.version} PROMOTED after ${fmtMs(first.totalMs)}`);
 
     const promotions: PromotionFigures[] = [];

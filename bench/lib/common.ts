@@ -3,9 +3,11 @@
  * ports, percentiles and plain-text tables. Benchmarks print figures; they never assert.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../core/config.ts';
+import type { EventDoc } from '../../core/documents.ts';
+import type { EventStore } from '../../core/events.ts';
 import { setTreeWritable } from '../../core/read-only.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
@@ -80,6 +82,88 @@ export function onceCleanup(cleanup: () => Promise<void>): () => Promise<void> {
     });
   }
   return run;
+}
+
+// ------------------------------------------------------------------------------------------
+// Sample services and their events
+
+/** Copies examples/services/<sample> to `dest`, without node_modules and dist. */
+export async function copySample(sample: string, dest: string): Promise<void> {
+  await cp(path.join(repoRoot, 'examples', 'services', sample), dest, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
+}
+
+export interface AddServiceOptions {
+  /** The folder under examples/services to copy. */
+  sample: string;
+  /** The new service's name: its folder under the services root and its manifest's `name`. */
+  service: string;
+  servicesDir: string;
+  stateDir: string;
+  /** Fields set in mcp.json besides `name` (they win over the sample's own). */
+  manifest?: Record<string, unknown>;
+  /** Changes to the copy (its folder) before it is moved in. */
+  patch?: (dir: string) => Promise<void>;
+}
+
+/**
+ * Copies a sample in beside the services root, patches and names it, then moves it in at once, so
+ * the watcher never sees half a copy. Returns the service's folder under the services root.
+ */
+export async function addSampleService(opts: AddServiceOptions): Promise<string> {
+  const staging = path.join(opts.stateDir, 'incoming', opts.service);
+  await copySample(opts.sample, staging);
+  await opts.patch?.(staging);
+  const manifestFile = path.join(staging, 'mcp.json');
+  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
+  await writeFile(manifestFile, JSON.stringify({ ...manifest, name: opts.service, ...opts.manifest }, null, 2));
+  await mkdir(opts.servicesDir, { recursive: true });
+  const dir = path.join(opts.servicesDir, opts.service);
+  await rename(staging, dir);
+  return dir;
+}
+
+export interface EventsUntilOptions {
+  service: string;
+  afterSeq: number;
+  /** The event that ends the wait; it is the last one returned. */
+  isEnd: (event: EventDoc) => boolean;
+  /** Guards a hang only: the promise rejects after this long without an end event. */
+  guardMs: number;
+  /** What the guard's error says was not seen, e.g. "end event". */
+  expected: string;
+  /** How each event seen is listed in the guard's error; its kind unless told. */
+  describe?: (event: EventDoc) => string;
+}
+
+/** Resolves with the service's events after `afterSeq` up to and including the first one `isEnd` accepts. */
+export function eventsUntil(events: EventStore, opts: EventsUntilOptions): Promise<EventDoc[]> {
+  const describe = opts.describe ?? ((e: EventDoc) => e.kind);
+  return new Promise((resolve, reject) => {
+    const seen: EventDoc[] = [];
+    const guard = setTimeout(() => {
+      stop();
+      reject(new Error(`no ${opts.expected} within ${opts.guardMs / 1000} s; events seen: ${seen.map(describe).join(' ')}`));
+    }, opts.guardMs);
+    // follow() is woken by appends in this process (the benchmarks run the worker here), so no poll delay is added.
+    const stop = events.follow({ service: opts.service }, opts.afterSeq, (event) => {
+      seen.push(event);
+      if (opts.isEnd(event)) {
+        clearTimeout(guard);
+        stop();
+        resolve(seen);
+      }
+    }, 50);
+  });
+}
+
+/** An event's time in ms since the epoch; NaN for no event. */
+export function eventTime(e: EventDoc | undefined): number {
+  return e ? new Date(e.time).getTime() : Number.NaN;
+}
+
+/** The `details.reason` of an event (a failure's or an abort's), or ''. */
+export function eventReason(e: EventDoc | undefined): string {
+  return String((e?.details as { reason?: string } | undefined)?.reason ?? '');
 }
 
 // ------------------------------------------------------------------------------------------
