@@ -61,7 +61,9 @@ process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 try {
   const result = await execa(
     process.execPath,
-    ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+    // A hung test (or hook) must fail the run, not stall it: a per-test ceiling far above any
+    // test's real duration, and no waiting on handles left open after the last test.
+    ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-force-exit', '--test-reporter=spec', ...files],
     { env, stdio: 'inherit', reject: false, cwd: repoRoot },
   );
   exitCode = result.exitCode ?? 1;
