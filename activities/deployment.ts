@@ -48,7 +48,8 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
           const { status } = await deps.temporal.workflow.getHandle(id).describe();
           if (status.name !== 'RUNNING') break;
           Context.current().heartbeat({ waitingFor: id });
-          await new Promise((r) => setTimeout(r, POLL_MS));
+          // Context.sleep ends early with a CancelledFailure when the activity is cancelled.
+          await Context.current().sleep(POLL_MS);
         }
       }
       return others;
@@ -65,7 +66,7 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
         if (ready.length >= instances) return ready.length;
         const failed = await store.instances.countDocuments({ service, version, state: 'failed' });
         Context.current().heartbeat({ ready: ready.length, failed });
-        await new Promise((r) => setTimeout(r, POLL_MS));
+        await Context.current().sleep(POLL_MS);
       }
     },
 

@@ -54,7 +54,7 @@ export function runStepActivities(deps: { stateDir: string; events: EventStore }
 
       const child = execa(plan.command, { shell: true, cwd: dir, detached: true, reject: false, all: true, buffer: false, stdin: 'ignore', env: stepEnv(), extendEnv: false });
       const pgid = child.pid!;
-      const forget = recordGroup(deps.stateDir, pgid, `${service} ${hash} ${plan.step}`);
+      const forget = recordGroup(deps.stateDir, pgid, dir);
       child.all!.on('data', (chunk: Buffer) => {
         log.write(chunk);
         tail.push(chunk.toString());

@@ -65,7 +65,8 @@ async function addService(name: string, sample = 'hello-world'): Promise<string>
   const dir = path.join(config.servicesDir, name);
   await cp(path.join(repoRoot, 'examples', 'services', sample), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
   const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
-  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name }, null, 2));
+  // The pipeline alone: staged versions are not deployed here (deployment.test.ts does that).
+  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name, rollout: { autoDeploy: false } }, null, 2));
   return dir;
 }
 

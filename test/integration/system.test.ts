@@ -45,7 +45,7 @@ test('a file saved under the services root is noticed, validated and staged; the
   const dir = path.join(config.servicesDir, 'hello');
   await cp(path.join(repoRoot, 'examples', 'services', 'hello-world'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
   const manifest = await readFile(path.join(dir, 'mcp.json'), 'utf8');
-  await writeFile(path.join(dir, 'mcp.json'), manifest.replace('"hello-world"', '"hello"'));
+  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...JSON.parse(manifest), name: 'hello', rollout: { autoDeploy: false } }, null, 2));
   const v1 = await stagedVersion('hello', '1.0.0');
   assert.equal(v1.state, 'STAGED');
 
