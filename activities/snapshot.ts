@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { cp, mkdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../core/config.ts';
+import { pathExists } from '../core/path-exists.ts';
 import { loadManifest, ManifestError, STEP_NAMES, LOCK_FILE } from '../core/manifest.ts';
 import type { SnapshotResult, StepPlan } from '../core/pipeline.ts';
 import { isServiceName } from '../core/service-name.ts';
@@ -13,23 +14,16 @@ export const SNAPSHOT_FAILURES = ['ManifestError', 'ServiceMissing'] as const;
 
 const INSTALL_TIMEOUT_SEC = 600;
 
-async function exists(p: string): Promise<boolean> {
-  return stat(p).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
  * Installed dependencies are shared by every snapshot with the same lock file: the first install
  * fills <state>/cache/node_modules/<lock hash>, later snapshots link to it and skip the install.
  */
 async function linkCachedModules(config: Config, dir: string): Promise<{ cached: boolean; cacheDir?: string }> {
   const lock = path.join(dir, LOCK_FILE);
-  if (!(await exists(lock))) return { cached: false };
+  if (!(await pathExists(lock))) return { cached: false };
   const lockHash = createHash('sha256').update(await readFile(lock)).digest('hex').slice(0, 16);
   const cacheDir = path.join(config.stateDir, 'cache', 'node_modules', lockHash);
-  if (!(await exists(path.join(cacheDir, 'node_modules')))) return { cached: false, cacheDir };
+  if (!(await pathExists(path.join(cacheDir, 'node_modules')))) return { cached: false, cacheDir };
   await symlink(path.join(cacheDir, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   return { cached: true, cacheDir };
 }
@@ -43,7 +37,7 @@ export function snapshotActivities(config: Config) {
     async snapshotService(service: string): Promise<SnapshotResult> {
       if (!isServiceName(service)) throw ApplicationFailure.nonRetryable(`invalid service name ${JSON.stringify(service)}`, 'ServiceMissing');
       const source = path.join(config.servicesDir, service);
-      if (!(await exists(source))) throw ApplicationFailure.nonRetryable(`service folder ${source} does not exist`, 'ServiceMissing');
+      if (!(await pathExists(source))) throw ApplicationFailure.nonRetryable(`service folder ${source} does not exist`, 'ServiceMissing');
 
       const workRoot = path.join(config.stateDir, 'work', service);
       const tmp = path.join(workRoot, `.tmp-${randomUUID()}`);
@@ -54,7 +48,7 @@ export function snapshotActivities(config: Config) {
         }
         const { hash, files } = await hashTree(tmp);
         const dir = path.join(workRoot, hash);
-        if (await exists(dir)) await rm(tmp, { recursive: true, force: true });
+        if (await pathExists(dir)) await rm(tmp, { recursive: true, force: true });
         else await rename(tmp, dir);
 
         let manifest;
@@ -69,7 +63,7 @@ export function snapshotActivities(config: Config) {
         }
 
         const steps: StepPlan[] = [];
-        if (manifest.install && !(await exists(path.join(dir, 'node_modules')))) {
+        if (manifest.install && !(await pathExists(path.join(dir, 'node_modules')))) {
           const { cached, cacheDir } = await linkCachedModules(config, dir);
           if (!cached) {
             // A lock file with no packages leaves no node_modules; the cache still records it.

@@ -9,6 +9,9 @@ import { compareVersions } from '../core/semver.ts';
 import { deploymentWorkflowId } from '../core/workflow-ids.ts';
 import { HttpError } from './errors.ts';
 
+/** States a version can be deployed from (a rollback is a deployment of an older version). */
+const DEPLOYABLE: VersionDoc['state'][] = ['STAGED', 'ARCHIVED', 'ROLLED_BACK', 'ABORTED'];
+
 export type DeploymentControlName = 'promote' | 'pause' | 'resume' | 'abort' | 'setWeight';
 
 /** Starts deployments and sends them controls, through Temporal; the API and so the CLI use it. */
@@ -43,8 +46,7 @@ export class DeploymentControl {
 
   async start(service: string, version: string, mode: DeploymentMode, reason?: string): Promise<{ workflowId: string }> {
     const doc = await this.version(service, version);
-    const deployable = mode === 'rollback' ? ['ARCHIVED', 'ROLLED_BACK', 'ABORTED', 'STAGED'] : ['STAGED', 'ARCHIVED', 'ROLLED_BACK', 'ABORTED'];
-    if (!deployable.includes(doc.state)) throw new HttpError(409, 'not_deployable', `${service}@${version} is ${doc.state}; only ${deployable.join(', ')} versions can be deployed`);
+    if (!DEPLOYABLE.includes(doc.state)) throw new HttpError(409, 'not_deployable', `${service}@${version} is ${doc.state}; only ${DEPLOYABLE.join(', ')} versions can be deployed`);
     const workflowId = deploymentWorkflowId(service, version);
     const input: DeploymentInput = { service, version, mode, ...(reason ? { reason } : {}) };
     try {

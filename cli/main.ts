@@ -7,6 +7,7 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { runConfigCommand } from './config-command.ts';
 import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
 import { runServe } from './serve.ts';
+import type { SystemParts } from './system.ts';
 
 const program = new Command('mcpship').description('Develop, validate, roll out, watch and roll back your own MCP servers.');
 
@@ -14,29 +15,20 @@ function load(): LoadedConfig {
   return loadConfig();
 }
 
-program
-  .command('up')
-  .description('start the embedded stack (Temporal dev server + Web UI, FerretDB), the worker and the API; Ctrl-C stops all')
-  .action(async () => {
-    const { config } = load();
-    await runServe(config, createLogger(config.logLevel), { worker: true, api: true });
-  });
-
-program
-  .command('worker')
-  .description('run only the Temporal worker (against TEMPORAL_ADDRESS and MONGODB_URI, or the embedded stack)')
-  .action(async () => {
-    const { config } = load();
-    await runServe(config, createLogger(config.logLevel), { worker: true, api: false });
-  });
-
-program
-  .command('api')
-  .description('run only the REST API and MCP gateway')
-  .action(async () => {
-    const { config } = load();
-    await runServe(config, createLogger(config.logLevel), { worker: false, api: true });
-  });
+const SERVE_COMMANDS: [name: string, description: string, parts: SystemParts][] = [
+  ['up', 'start the embedded stack (Temporal dev server + Web UI, FerretDB), the worker and the API; Ctrl-C stops all', { worker: true, api: true }],
+  ['worker', 'run only the Temporal worker, runner and watcher (against TEMPORAL_ADDRESS and MONGODB_URI, or the embedded stack)', { worker: true, api: false }],
+  ['api', 'run only the REST API and MCP gateway', { worker: false, api: true }],
+];
+for (const [name, description, parts] of SERVE_COMMANDS) {
+  program
+    .command(name)
+    .description(description)
+    .action(async () => {
+      const { config } = load();
+      await runServe(config, createLogger(config.logLevel), parts);
+    });
+}
 
 program
   .command('config')

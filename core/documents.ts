@@ -1,3 +1,5 @@
+import type { HealthCounts } from './health.ts';
+
 /** The MongoDB documents mcpship writes: defined once here, imported everywhere else. */
 
 export const VERSION_STATES = [
@@ -126,8 +128,8 @@ export interface SessionDoc {
   protocolVersion?: string;
 }
 
-/** Health counters of one version over one time bucket. */
-export interface MetricBucketDoc {
+/** Health counters (core/health.ts HealthCounts) of one version over one time bucket. */
+export interface MetricBucketDoc extends HealthCounts {
   service: string;
   version: string;
   bucketStart: Date;
@@ -137,16 +139,6 @@ export interface MetricBucketDoc {
    * not apply concurrent updates atomically), and readers sum over gateways.
    */
   gatewayId?: string;
-  requests: number;
-  /** Exchanges with at least one failure of any kind; the numerator of the error rate. */
-  failures?: number;
-  httpErrors: number;
-  rpcErrors: number;
-  toolErrors: number;
-  timeouts: number;
-  /** Counts per latency bound in LATENCY_BOUNDS_MS (core/health.ts), last slot = above all bounds. */
-  latencyHist: number[];
-  latencySumMs: number;
 }
 
 export type MessageDirection = 'client_to_server' | 'server_to_client';

@@ -4,9 +4,10 @@
  * and the lint / test / build steps mcpship runs to validate a save. docs/manifest.md documents
  * every field with an example.
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { pathExists } from './path-exists.ts';
 
 /** The manifest's file name inside a service folder. */
 export const MANIFEST_FILE = 'mcp.json';
@@ -235,15 +236,6 @@ export function parseManifest(raw: unknown, file: string = MANIFEST_FILE): Manif
   throw new ManifestError(file, issues);
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Reads and validates `<serviceDir>/mcp.json`, fills in defaults and resolves `install`: the
  * manifest's own command, or `npm ci --no-audit --no-fund` when it is absent and the folder has a
@@ -272,6 +264,6 @@ export async function loadManifest(serviceDir: string): Promise<Manifest> {
   const install =
     manifest.install === null
       ? null
-      : (manifest.install ?? ((await exists(path.join(serviceDir, LOCK_FILE))) ? DEFAULT_INSTALL_COMMAND : null));
+      : (manifest.install ?? ((await pathExists(path.join(serviceDir, LOCK_FILE))) ? DEFAULT_INSTALL_COMMAND : null));
   return { ...manifest, install };
 }

@@ -21,8 +21,13 @@ export async function readRouting(store: Store, service: string): Promise<Routin
  * Sets where new sessions of a service go. A version given weight again is no longer pulled;
  * versions named in `pull` are pulled (their sessions get 404 on their next request).
  */
-export async function setRouting(store: Store, service: string, next: { stable?: string; weights: Record<string, number>; pull?: string[] }): Promise<RoutingState> {
-  const current = await readRouting(store, service);
+export async function setRouting(
+  store: Store,
+  service: string,
+  next: { stable?: string; weights: Record<string, number>; pull?: string[] },
+  current?: RoutingState,
+): Promise<RoutingState> {
+  current ??= await readRouting(store, service);
   const weighted = new Set(Object.entries(next.weights).filter(([, w]) => w > 0).map(([v]) => v));
   const pulled = [...new Set([...current.pulled.filter((v) => !weighted.has(v)), ...(next.pull ?? [])])].sort();
   const stable = next.stable ?? current.stable;
@@ -42,5 +47,5 @@ export async function pullVersion(store: Store, service: string, version: string
   const current = await readRouting(store, service);
   const weights = { ...current.weights, [version]: 0 };
   if (current.stable && current.stable !== version) weights[current.stable] = Math.max(weights[current.stable] ?? 0, 100);
-  return setRouting(store, service, { weights, pull: [version] });
+  return setRouting(store, service, { weights, pull: [version] }, current);
 }

@@ -1,9 +1,10 @@
-import { cp, mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from './config.ts';
 import type { VersionDoc, VersionState } from './documents.ts';
 import type { EventStore } from './events.ts';
 import type { Store } from './mongo.ts';
+import { pathExists } from './path-exists.ts';
 import { setTreeWritable } from './read-only.ts';
 import { assertTransition, statesLeadingTo } from './version-state.ts';
 
@@ -11,11 +12,9 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
-const exists = (p: string) => stat(p).then(() => true, () => false);
-
 /** Copies a tree into an immutable folder: metadata.json beside the files, everything read-only. */
 export async function writeImmutable(from: string, to: string, metadata: unknown): Promise<void> {
-  if (await exists(to)) {
+  if (await pathExists(to)) {
     // A previous attempt got part of the way; that copy starts again.
     await setTreeWritable(to, true);
     await rm(to, { recursive: true, force: true });
@@ -73,7 +72,7 @@ export class VersionRepo {
     assertTransition(doc.state, 'ARCHIVED', `${service}@${version}`);
     if (!doc.stagedDir) throw new NotFoundError(`${service}@${version} has no staged files`);
     const archiveDir = path.join(this.config.stateDir, 'archive', service, version);
-    if (doc.archiveDir !== archiveDir || !(await exists(archiveDir))) {
+    if (doc.archiveDir !== archiveDir || !(await pathExists(archiveDir))) {
       await writeImmutable(doc.stagedDir, archiveDir, { ...doc, archivedAt: new Date(), ...(reason ? { archiveReason: reason } : {}) });
       await this.store.versions.updateOne({ service, version }, { $set: { archiveDir } });
     }
@@ -87,9 +86,9 @@ export class VersionRepo {
   async restore(service: string, version: string): Promise<VersionDoc> {
     const doc = await this.get(service, version);
     assertTransition(doc.state, 'STAGED', `${service}@${version}`);
-    if (!doc.archiveDir || !(await exists(doc.archiveDir))) throw new NotFoundError(`${service}@${version} has no archived files`);
+    if (!doc.archiveDir || !(await pathExists(doc.archiveDir))) throw new NotFoundError(`${service}@${version} has no archived files`);
     const stagedDir = doc.stagedDir ?? path.join(this.config.stateDir, 'staged', service, version);
-    if (!(await exists(stagedDir))) await writeImmutable(doc.archiveDir, stagedDir, { ...doc, restoredAt: new Date() });
+    if (!(await pathExists(stagedDir))) await writeImmutable(doc.archiveDir, stagedDir, { ...doc, restoredAt: new Date() });
     await this.store.versions.updateOne({ service, version }, { $set: { stagedDir } });
     return this.transition(service, version, 'STAGED', 'restored from the archive');
   }
