@@ -35,6 +35,10 @@ export const ConfigSchema = z
         port: port.default(4000),
         adminToken: z.string().min(8).optional(),
         allowedOrigins: z.array(z.string().url()).default([]),
+        /** Host names (no port) the API answers to besides the loopback names: what DNS rebinding cannot forge. */
+        allowedHosts: z.array(z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/, 'a host name or IP address, without a port')).default([]),
+        /** Concurrent /api/events/stream subscribers; the next one gets 503. */
+        maxEventStreams: z.coerce.number().int().min(1).max(100_000).default(64),
       })
       .strict()
       .default({}),
@@ -97,6 +101,8 @@ export const ENV_KEYS = {
   MCPSHIP_API_PORT: 'api.port',
   MCPSHIP_ADMIN_TOKEN: 'api.adminToken',
   MCPSHIP_ALLOWED_ORIGINS: 'api.allowedOrigins',
+  MCPSHIP_ALLOWED_HOSTS: 'api.allowedHosts',
+  MCPSHIP_MAX_EVENT_STREAMS: 'api.maxEventStreams',
   MCPSHIP_DEBOUNCE_MS: 'watcher.debounceMs',
   MCPSHIP_BODY_LIMIT_BYTES: 'gateway.bodyLimitBytes',
   MCPSHIP_UPSTREAM_TIMEOUT_MS: 'gateway.upstreamTimeoutMs',
@@ -154,7 +160,7 @@ function findConfigFile(env: NodeJS.ProcessEnv, cwd: string): string | undefined
 
 function envValue(name: EnvName, value: string): unknown {
   if (name === 'MCPSHIP_CAPTURE') return !['0', 'false', 'off', 'no'].includes(value.toLowerCase());
-  return name === 'MCPSHIP_ALLOWED_ORIGINS' || name === 'MCPSHIP_CAPTURE_REDACT'
+  return name === 'MCPSHIP_ALLOWED_ORIGINS' || name === 'MCPSHIP_ALLOWED_HOSTS' || name === 'MCPSHIP_CAPTURE_REDACT'
     ? value
         .split(',')
         .map((s) => s.trim())
