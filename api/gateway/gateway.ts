@@ -447,7 +447,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 
   const router = express.Router();
-  router.use(stamp, securityGuard({ bindHost: config.api.host, allowedOrigins: config.api.allowedOrigins }));
+  router.use(stamp, securityGuard(config.api));
   router.all('/:service', methods, readBody, (req, res, next) => {
     handle(req, res, next).catch(next);
   });
