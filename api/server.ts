@@ -7,8 +7,10 @@ import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/mongo.ts';
 import type { EventStore } from '../core/events.ts';
 import { VersionRepo } from '../core/version-repo.ts';
-import { adminAuth } from './admin-auth.ts';
-import { errorHandler, notFound } from './errors.ts';
+import { resolveAdminToken } from '../core/admin-token.ts';
+import { assertSafeBind, stateChangeGuard } from './admin-auth.ts';
+import { errorHandler, notFound, type ErrorBody } from './errors.ts';
+import { bearerToken, corsHeaders, securityGuard } from './gateway/security.ts';
 import { createTrafficGateway, type TrafficGateway } from './gateway/traffic-gateway.ts';
 import { DeploymentControl } from './deployment-control.ts';
 import { deploymentsRouter } from './routes/deployments.ts';
@@ -27,25 +29,41 @@ export interface ApiDeps {
   temporal?: Client;
 }
 
+/** A 403 in the API's error shape. */
+function forbidApi(res: express.Response, message: string): void {
+  res.status(403).json({ error: { code: 'forbidden', message: `Forbidden: ${message}` } } satisfies ErrorBody);
+}
+
+/** CORS for the origins the guard let through, so an allow-listed page can drive the API. */
+const apiCors: express.RequestHandler = (req, res, next) => {
+  const preflight = req.method === 'OPTIONS';
+  res.set(corsHeaders(req.headers.origin, preflight));
+  if (preflight) return void res.status(204).end();
+  next();
+};
+
+/** `deps.config.api.adminToken` is the token in force (startApi resolves the stored one into it). */
 export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Express {
+  const { config } = deps;
   const app = express();
   app.disable('x-powered-by');
   // The gateway reads raw bodies itself, so it comes before any body parser.
   app.use('/mcp', traffic.gateway.router);
+  // Reads are guarded too: a DNS-rebinding page must not read events or versions either.
+  app.use('/api', securityGuard(config.api, { tokenFrom: bearerToken, forbid: forbidApi }), apiCors, stateChangeGuard(config.api.adminToken));
   app.get('/api/health', async (_req, res) => {
     await deps.store.db.command({ ping: 1 });
     res.json({ ok: true, temporal: deps.temporalAddress, temporalUi: deps.temporalUiUrl ?? null });
   });
   app.get('/api/meta', (_req, res) => {
-    res.json({ namespace: deps.config.temporal.namespace, taskQueue: deps.config.temporal.taskQueue, temporalUi: deps.temporalUiUrl ?? null });
+    res.json({ namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, temporalUi: deps.temporalUiUrl ?? null });
   });
-  const versions = new VersionRepo(deps.config, deps.store, deps.events);
-  const requireAdmin = adminAuth(deps.config.api.adminToken);
+  const versions = new VersionRepo(config, deps.store, deps.events);
   app.use('/api', express.json({ limit: '100kb' }));
-  app.use('/api', servicesRouter({ config: deps.config, store: deps.store, versions, requireAdmin, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
-  app.use('/api', eventsRouter(deps.events));
+  app.use('/api', servicesRouter({ config, store: deps.store, versions, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
+  app.use('/api', eventsRouter(deps.events, { maxStreams: config.api.maxEventStreams }));
   app.use('/api', trafficRouter({ store: deps.store, traffic }));
-  if (deps.temporal) app.use('/api', deploymentsRouter(new DeploymentControl(deps.config, deps.store, deps.temporal), requireAdmin));
+  if (deps.temporal) app.use('/api', deploymentsRouter(new DeploymentControl(config, deps.store, deps.temporal)));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
@@ -58,16 +76,28 @@ export interface ApiHandle {
   close(): Promise<void>;
 }
 
-export async function startApi(deps: ApiDeps): Promise<ApiHandle> {
+/**
+ * Starts the API and the gateway with the admin token in force (configured, else the one `mcpship
+ * token` stored). Throws UnsafeBindError, before anything listens, when bound beyond loopback
+ * without a strong token.
+ */
+export async function startApi(input: ApiDeps): Promise<ApiHandle> {
+  const api = { ...input.config.api };
+  const token = await resolveAdminToken(input.config);
+  if (token) api.adminToken = token;
+  assertSafeBind(api);
+  const deps: ApiDeps = { ...input, config: { ...input.config, api } };
   const traffic = createTrafficGateway(deps);
   const app = createApp(deps, traffic);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(deps.config.api.port, deps.config.api.host, () => resolve(s));
+    const s = app.listen(api.port, api.host, () => resolve(s));
     s.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
+  // A wildcard bind is reached, from here, on loopback: a loopback URL also passes the Host check.
+  const reachable = api.host === '0.0.0.0' ? '127.0.0.1' : api.host === '::' ? '[::1]' : api.host;
   return {
-    url: `http://${deps.config.api.host}:${port}`,
+    url: `http://${reachable}:${port}`,
     server,
     traffic,
     async close() {

@@ -21,19 +21,21 @@ export class ApiClient {
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    // The API takes state changes only as JSON (a browser form cannot send that), even without a body.
+    const json = body ?? (method === 'GET' ? undefined : {});
     let res: Response;
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: this.headers(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headers: this.headers(json === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
       });
     } catch (err) {
       throw new ApiError(`cannot reach the mcpship API at ${this.base} (${(err as Error).cause ?? (err as Error).message}); is \`mcpship up\` running?`);
     }
-    const json = (await res.json().catch(() => ({}))) as T & { error?: { message: string } };
-    if (!res.ok) throw new ApiError(json.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
-    return json;
+    const answer = (await res.json().catch(() => ({}))) as T & { error?: { message: string } };
+    if (!res.ok) throw new ApiError(answer.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
+    return answer;
   }
 
   get<T>(path: string): Promise<T> {

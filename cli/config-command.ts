@@ -7,7 +7,9 @@ function flatten(value: unknown, prefix = ''): [string, unknown][] {
 
 export function runConfigCommand({ config, sources, file }: LoadedConfig, json: boolean): void {
   if (json) {
-    console.log(JSON.stringify(config, null, 2));
+    // The token is a secret: configuration dumps end up in tickets and chat.
+    const masked = config.api.adminToken === undefined ? config : { ...config, api: { ...config.api, adminToken: '********' } };
+    console.log(JSON.stringify(masked, null, 2));
     return;
   }
   const envFor = new Map(Object.entries(ENV_KEYS).map(([env, key]) => [key as string, env]));

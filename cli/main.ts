@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { assertSafeBind, UnsafeBindError } from '../api/admin-auth.ts';
+import { resolveAdminToken } from '../core/admin-token.ts';
 import { ConfigError, loadConfig, type LoadedConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
 import { StackStartError } from '../stack/managed-process.ts';
@@ -7,12 +9,19 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { runConfigCommand } from './config-command.ts';
 import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
 import { runServe } from './serve.ts';
+import { runTokenCommand } from './token-command.ts';
 import type { SystemParts } from './system.ts';
 
 const program = new Command('mcpship').description('Develop, validate, roll out, watch and roll back your own MCP servers.');
 
 function load(): LoadedConfig {
   return loadConfig();
+}
+
+/** A client of the running API, with the admin token in force (configured or stored). */
+async function apiClient(api: string | undefined): Promise<ApiClient> {
+  const { config } = load();
+  return new ApiClient(config, api, await resolveAdminToken(config));
 }
 
 const SERVE_COMMANDS: [name: string, description: string, parts: SystemParts][] = [
@@ -26,6 +35,8 @@ for (const [name, description, parts] of SERVE_COMMANDS) {
     .description(description)
     .action(async () => {
       const { config } = load();
+      // Refused before anything starts: a stack brought up only to be stopped again helps no one.
+      if (parts.api) assertSafeBind({ host: config.api.host, adminToken: await resolveAdminToken(config) });
       await runServe(config, createLogger(config.logLevel), parts);
     });
 }
@@ -40,14 +51,14 @@ program
   .command('status')
   .description('services, their active and canary versions and last validation, with Temporal Web UI links')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action((opts: { api?: string }) => statusCommand(new ApiClient(load().config, opts.api)));
+  .action(async (opts: { api?: string }) => statusCommand(await apiClient(opts.api)));
 
 program
   .command('versions')
   .argument('<service>')
   .description("a service's staged, active and archived versions")
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action((service: string, opts: { api?: string }) => versionsCommand(new ApiClient(load().config, opts.api), service));
+  .action(async (service: string, opts: { api?: string }) => versionsCommand(await apiClient(opts.api), service));
 
 program
   .command('logs')
@@ -55,12 +66,18 @@ program
   .description("a service's events; --follow keeps printing them as they happen")
   .option('-f, --follow', 'follow new events until Ctrl-C')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action((service: string, opts: { follow?: boolean; api?: string }) => logsCommand(new ApiClient(load().config, opts.api), service, opts));
+  .action(async (service: string, opts: { follow?: boolean; api?: string }) => logsCommand(await apiClient(opts.api), service, opts));
+
+program
+  .command('token')
+  .description('make the admin token (first use: generated, stored in the state dir with mode 0600, printed once)')
+  .option('--rotate', 'replace the stored token with a new one (printed once)')
+  .action((opts: { rotate?: boolean }) => runTokenCommand(load(), opts));
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof ConfigError || err instanceof StackStartError || err instanceof PortInUseError || err instanceof ApiError) {
+  if (err instanceof ConfigError || err instanceof StackStartError || err instanceof PortInUseError || err instanceof ApiError || err instanceof UnsafeBindError) {
     console.error(`mcpship: ${err.message}`);
     process.exit(2);
   }

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { EventStore, EventQuery } from '../../core/events.ts';
+import { HttpError } from '../errors.ts';
 import { dateParam, intParam, serviceParam } from '../params.ts';
 
 function queryOf(q: Record<string, unknown>): Omit<EventQuery, 'afterSeq' | 'limit'> {
@@ -10,9 +11,16 @@ function queryOf(q: Record<string, unknown>): Omit<EventQuery, 'afterSeq' | 'lim
   };
 }
 
-/** Events: a page at a time (cursor = seq), or live as server-sent events, resumable by Last-Event-ID. */
-export function eventsRouter(events: EventStore): Router {
+/** Seconds a refused subscriber is told to wait; the CLI's follower reconnects on its own. */
+const RETRY_AFTER_SEC = 5;
+
+/**
+ * Events: a page at a time (cursor = seq), or live as server-sent events, resumable by Last-Event-ID.
+ * Each stream polls MongoDB, so their number is capped (`maxStreams`): the next one gets 503.
+ */
+export function eventsRouter(events: EventStore, opts: { maxStreams: number }): Router {
   const router = Router();
+  let open = 0;
 
   router.get('/events', async (req, res) => {
     const afterSeq = intParam(req.query.after, 'after', 0)!;
@@ -25,18 +33,33 @@ export function eventsRouter(events: EventStore): Router {
   router.get('/events/stream', async (req, res) => {
     const query = queryOf(req.query);
     const resumeFrom = req.get('last-event-id') ?? (req.query.after as string | undefined);
+    const cursor = intParam(resumeFrom, 'Last-Event-ID', undefined);
+    if (open >= opts.maxStreams) {
+      res.set('retry-after', String(RETRY_AFTER_SEC));
+      throw new HttpError(503, 'too_many_streams', `${open} event streams are open, the most this server keeps (MCPSHIP_MAX_EVENT_STREAMS); close one or retry in ${RETRY_AFTER_SEC} s`);
+    }
+    // The slot is taken before any await, and given back on close, even when the client leaves early.
+    open++;
+    let stop = () => {};
+    let gone = false;
+    res.on('close', () => {
+      gone = true;
+      open--;
+      stop();
+    });
     // Without a cursor the stream starts now: the history is what GET /api/events is for.
-    const afterSeq = intParam(resumeFrom, 'Last-Event-ID', undefined) ?? (await events.lastSeq());
+    const afterSeq = cursor ?? (await events.lastSeq());
+    if (gone) return;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write('retry: 2000\n\n');
-    const stop = events.follow(query, afterSeq, (event) => {
+    const unfollow = events.follow(query, afterSeq, (event) => {
       res.write(`id: ${event.seq}\nevent: ${event.kind}\ndata: ${JSON.stringify(event)}\n\n`);
     });
     const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    req.on('close', () => {
-      stop();
+    stop = () => {
+      unfollow();
       clearInterval(keepAlive);
-    });
+    };
   });
 
   return router;

@@ -15,7 +15,8 @@ function asHttp(err: unknown): never {
   throw err;
 }
 
-export function servicesRouter(deps: { config: Config; store: Store; versions: VersionRepo; temporalUiUrl?: string; requireAdmin: import('express').RequestHandler }): Router {
+/** Services and versions; archive and restore are state changes, guarded for the whole API in server.ts. */
+export function servicesRouter(deps: { config: Config; store: Store; versions: VersionRepo; temporalUiUrl?: string }): Router {
   const { config, store, versions } = deps;
   const link = (workflowId: string) => temporalUiLink(deps.temporalUiUrl, config.temporal.namespace, workflowId);
   const router = Router();
@@ -52,12 +53,12 @@ export function servicesRouter(deps: { config: Config; store: Store; versions: V
     res.json(doc);
   });
 
-  router.post('/services/:name/versions/:version/archive', deps.requireAdmin, async (req, res) => {
+  router.post('/services/:name/versions/:version/archive', async (req, res) => {
     const doc = await versions.archive(serviceParam(req.params.name), versionParam(req.params.version), 'archived through the API').catch(asHttp);
     res.json(doc);
   });
 
-  router.post('/services/:name/versions/:version/restore', deps.requireAdmin, async (req, res) => {
+  router.post('/services/:name/versions/:version/restore', async (req, res) => {
     const doc = await versions.restore(serviceParam(req.params.name), versionParam(req.params.version)).catch(asHttp);
     res.json(doc);
   });

@@ -134,7 +134,7 @@ test('services API: bad names, unknown services, JSON error shape', async () => 
 test('archive and restore through the API, behind the admin token', async () => {
   const noToken = await api('/api/services/hello/versions/1.0.0/archive', { method: 'POST' });
   assert.equal(noToken.status, 401);
-  const auth = { authorization: `Bearer ${TOKEN}` };
+  const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
   const archived = await api<VersionDoc>('/api/services/hello/versions/1.0.0/archive', { method: 'POST', headers: auth });
   assert.equal(archived.status, 200);
