@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything mcpship needs on a fresh machine, done once and skipped when already there:
-# the npm packages (when package-lock.json changed since the last install) and the stack binaries.
+# the npm packages (when package-lock.json changed since the last install), the stack binaries and
+# the MCP conformance suite with its own Node 22 (a test tool, kept apart from the project).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -9,3 +10,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 bash tools/stack/install.sh
+bash tools/conformance/install.sh
