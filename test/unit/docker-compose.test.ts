@@ -5,11 +5,13 @@
  * wired the way mcpship expects. Renaming an env var in ENV_KEYS fails here, naming both spellings.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { assertSafeBind } from '../../api/admin-auth.ts';
 import { ENV_KEYS, loadConfig, type Config, type EnvName } from '../../core/config.ts';
 import { SEARCH_ATTRIBUTE_NAMES } from '../../core/search-attributes.ts';
 
@@ -30,11 +32,14 @@ const EXPECTED: Record<string, (c: Config) => unknown> = {
   stateDir: (c) => c.stateDir,
   servicesDir: (c) => c.servicesDir,
 };
+/** The .env a team writes once: the secret compose must not have a default for. */
+const GENERATED_TOKEN = randomBytes(32).toString('hex');
+const HOST_ENV: Env = { MCPSHIP_ADMIN_TOKEN: GENERATED_TOKEN };
 const EXPECTED_VALUES: Record<string, unknown> = {
   'temporal.address': 'temporal:7233',
   'mongo.uri': 'mongodb://mongodb:27017',
   'api.host': '0.0.0.0',
-  'api.adminToken': 'change-me-please',
+  'api.adminToken': GENERATED_TOKEN,
   stateDir: '/data/mcpship',
   servicesDir: '/data/services',
 };
@@ -61,20 +66,23 @@ interface Compose {
 }
 
 /**
- * Compose's own interpolation, with an empty host environment: `${VAR:-default}` and
- * `${VAR-default}` give the default, `$$` is a literal `$`. A variable without a default would be
- * empty on a machine without a .env file, so it is an error here.
+ * Compose's own interpolation against a host environment (the shell and .env): a set variable wins,
+ * else `${VAR:-default}` and `${VAR-default}` give the default, and `${VAR:?message}` stops
+ * `docker compose up` with the message. `$$` is a literal `$`. A variable without a default would
+ * silently be empty, so it is an error here.
  */
-function interpolate(value: string, where: string): string {
+function interpolate(value: string, where: string, hostEnv: Env = HOST_ENV): string {
   return value.replace(/\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g, (match, dollar, name, op, arg, bare) => {
     if (dollar === '$') return '$';
     if (bare || !op) throw new Error(`${where}: ${match} has no default, so it is empty without a .env file; write \${${name ?? bare}:-default}`);
-    if (op.endsWith('?')) throw new Error(`${where}: ${match} makes docker compose fail without a .env file`);
+    const set = hostEnv[name];
+    if (set) return set;
+    if (op.endsWith('?')) throw new Error(`${where}: required variable ${name} ${arg}`);
     return arg;
   });
 }
 
-function environmentOf(compose: Compose, name: string): Env {
+function environmentOf(compose: Compose, name: string, hostEnv: Env = HOST_ENV): Env {
   const raw = compose.services[name]?.environment ?? {};
   const entries: [string, string][] = Array.isArray(raw)
     ? raw.map((line) => {
@@ -82,7 +90,7 @@ function environmentOf(compose: Compose, name: string): Env {
         return eq < 0 ? [line, ''] : [line.slice(0, eq), line.slice(eq + 1)];
       })
     : Object.entries(raw).map(([k, v]) => [k, v === null ? '' : String(v)]);
-  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v, `services.${name}.environment.${k}`)]));
+  return Object.fromEntries(entries.map(([k, v]) => [k, interpolate(v, `services.${name}.environment.${k}`, hostEnv)]));
 }
 
 function portsOf(compose: Compose, name: string): PortMapping[] {
@@ -228,6 +236,21 @@ describe('docker-compose.yml', () => {
       });
     });
   }
+
+  test('the admin token is a secret the team generates, never a literal in the file', () => {
+    for (const name of MCPSHIP_SERVICES) {
+      assert.throws(
+        () => environmentOf(compose, name, {}),
+        /required variable MCPSHIP_ADMIN_TOKEN is not set - .*openssl rand/,
+        `${name}: docker compose up must stop, saying how to make a token, while MCPSHIP_ADMIN_TOKEN is unset`,
+      );
+      const { config } = loadConfig(environmentOf(compose, name), cwd);
+      // The API listens on every interface in compose, so the generated token must pass the bind check.
+      assert.doesNotThrow(() => assertSafeBind(config.api));
+    }
+    const docs = readFileSync(path.join(root, 'docs', 'docker-compose.md'), 'utf8');
+    assert.match(docs, /MCPSHIP_ADMIN_TOKEN=\$\(openssl rand -hex 32\)/, 'docs/docker-compose.md should show how to generate the token');
+  });
 
   test('worker and API agree on every setting', () => {
     const [worker, api] = MCPSHIP_SERVICES.map((name) => loadConfig(environmentOf(compose, name), cwd).config);
