@@ -61,6 +61,8 @@ const SERIAL_CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
 /** New sessions are opened until this many in a row land on stable, or for PROBE_GUARD_MS. */
 const SETTLED_AFTER = 20;
 const PROBE_GUARD_MS = 5_000;
+/** How often MongoDB is read from the trip on to see the canary pulled. */
+const SEEN_POLL_MS = 10;
 
 const LOAD_SERVICE = 'calc';
 const BREAKER_SERVICE = 'calc-canary';
@@ -299,6 +301,30 @@ async function probeUntilStable(url: string, t0: number): Promise<Probe[]> {
   return probes;
 }
 
+interface Seen {
+  /** ms after the trip (performance.now() of this process) when a read first saw it; NaN: not within PROBE_GUARD_MS. */
+  pulledMs: number;
+  eventMs: number;
+}
+
+/**
+ * When the trip became visible to others: MongoDB read from the trip on until the routing lists the
+ * canary as pulled and the BREAKER_OPEN event is there. Observed here, not the writer's own
+ * timestamps (updatedAt, event time), which say when the gateway meant to write, not when a reader
+ * could see it.
+ */
+async function watchPulled(store: Store, events: EventStore, t0: number): Promise<Seen> {
+  const seen: Seen = { pulledMs: Number.NaN, eventMs: Number.NaN };
+  while ((Number.isNaN(seen.pulledMs) || Number.isNaN(seen.eventMs)) && performance.now() - t0 < PROBE_GUARD_MS) {
+    const [routing, opened] = await Promise.all([readRouting(store, BREAKER_SERVICE), events.list({ service: BREAKER_SERVICE, kind: 'BREAKER_OPEN' })]);
+    const now = performance.now() - t0;
+    if (Number.isNaN(seen.pulledMs) && routing.pulled.includes(CANARY)) seen.pulledMs = now;
+    if (Number.isNaN(seen.eventMs) && opened.length) seen.eventMs = now;
+    await sleep(SEEN_POLL_MS);
+  }
+  return seen;
+}
+
 /** Ends the probes' sessions (not timed), so the instances do not keep them. */
 async function endSessions(url: string, probes: Probe[]): Promise<void> {
   for (const p of probes) {
@@ -332,11 +358,13 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
   let t0 = Number.NaN;
   let trip: TripEvent | undefined;
   let probing: Promise<[Probe[], Probe[]]> | undefined;
+  let seen: Promise<Seen> | undefined;
   const off = tripping.traffic.breaker.onTrip((event) => {
     if (event.service !== BREAKER_SERVICE || trip) return;
     t0 = performance.now();
     trip = event;
     probing = Promise.all([probeUntilStable(urlA, t0), probeUntilStable(urlB, t0)]);
+    seen = watchPulled(store, events, t0);
   });
 
   // A canary session (forced with X-Mcpship-Version; no admin token is configured) fed failing calls.
@@ -362,23 +390,13 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
   }
   const [probesA, probesB] = await probing;
 
-  // When the trip became visible elsewhere: the BREAKER_OPEN event and the pulled routing in MongoDB.
-  const tripAt = trip.at.getTime();
-  let eventMs = Number.NaN;
-  let routingMs = Number.NaN;
-  for (let i = 0; i < 50 && (Number.isNaN(eventMs) || Number.isNaN(routingMs)); i++) {
-    const [event] = await events.list({ service: BREAKER_SERVICE, kind: 'BREAKER_OPEN' });
-    if (event) eventMs = new Date(event.time).getTime() - tripAt;
-    const routing = await readRouting(store, BREAKER_SERVICE);
-    if (routing.pulled.includes(CANARY) && routing.updatedAt) routingMs = routing.updatedAt.getTime() - tripAt;
-    if (Number.isNaN(eventMs) || Number.isNaN(routingMs)) await sleep(100);
-  }
+  const { pulledMs, eventMs } = await seen!;
   await Promise.all([endSessions(urlA, probesA), endSessions(urlB, probesB)]);
 
   const a = describeProbes(probesA);
   const b = describeProbes(probesB);
   console.log(`canary ${CANARY}: add returns isError; weights ${STABLE} 50 / ${CANARY} 50; the breaker tripped after ${failingCalls} failing calls (${trip.reasons.join('; ')})`);
-  console.log(`trip → canary pulled in MongoDB: ${fmtMs(routingMs)}; trip → BREAKER_OPEN event: ${fmtMs(eventMs)}\n`);
+  console.log(`trip → canary seen pulled in MongoDB: ${fmtMs(pulledMs)}; trip → BREAKER_OPEN event seen: ${fmtMs(eventMs)} (read every ${SEEN_POLL_MS} ms)\n`);
   console.log(
     table(
       ['new sessions opened from the trip on', 'first on stable', `all on stable from (${SETTLED_AFTER} in a row)`, 'on canary after trip', 'probes', 'target < 1 s'],
@@ -393,7 +411,7 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
   }
   console.log(
     `(times are from the trip to the probe's answer; at 50/50 a single new session lands on stable by chance half the time, ` +
-      `so "all on stable from" is the figure that shows the breaker at work)`,
+      `so "all on stable from" is the figure that shows the breaker at work; "—" there: not ${SETTLED_AFTER} in a row within ${PROBE_GUARD_MS / 1000} s)`,
   );
 }
 

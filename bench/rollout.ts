@@ -17,7 +17,9 @@
  *      validation   = STAGED − the write (watcher debounce + lint, test, build + staging)
  *      ready        = INSTANCE_READY − STAGED (deployment started, instance started and answering)
  *      ramp         = PROMOTED − INSTANCE_READY (its floor is the holds: 2 steps × intervalSec)
- *    and the calls that failed for the clients (target 0).
+ *    the calls that failed for the clients (target 0), the calls that got 404 (their version was
+ *    pulled) and needed a new session first, and PROMOTED → the replaced version's last instance
+ *    stopped (a round where they were still up after STOP_GUARD_MS says so).
  * 2. Breaches (BENCH_BREACHES): a bad change is one manifest write (start.env CALC_PROD=1, and a
  *    fresh description so that each is a new version) with steps [50, 100] and a 30 s hold, so
  *    that the breaker, not the step's analysis, ends it. The trip is caught in the gateway
@@ -63,6 +65,7 @@ const POLL_MS = 10;
 /** Guards a hang only; a save normally takes well under a minute to reach its outcome. */
 const ROUND_GUARD_MS = 240_000;
 const WEIGHT_GUARD_MS = 10_000;
+const STOP_GUARD_MS = 60_000;
 
 const ROLLOUT = {
   autoDeploy: true,
@@ -105,9 +108,19 @@ function eventsUntilEnd(system: System, afterSeq: number): Promise<EventDoc[]> {
   });
 }
 
-/** Until a version has no instance left that is not stopped (drain included); bounded. */
-async function instancesStopped(system: System, version: string): Promise<void> {
-  await waitFor(`${SERVICE}@${version} instances to stop`, async () => (await system.store.instances.countDocuments({ service: SERVICE, version, state: { $ne: 'stopped' } })) === 0 || undefined, 60_000, 100).catch((err: Error) => console.error(err.message));
+/**
+ * Until a version has no instance left that is not stopped (drain included); bounded. Resolves with
+ * how long that took from `from`, or NaN when the instances were still up at the guard: the round's
+ * figures then say so instead of passing over it.
+ */
+async function instancesStopped(system: System, version: string, from: number): Promise<number> {
+  try {
+    await waitFor(`${SERVICE}@${version} instances to stop`, async () => (await system.store.instances.countDocuments({ service: SERVICE, version, state: { $ne: 'stopped' } })) === 0 || undefined, STOP_GUARD_MS, 100);
+    return Date.now() - from;
+  } catch (err) {
+    console.error(`${(err as Error).message} (${STOP_GUARD_MS / 1000} s)`);
+    return Number.NaN;
+  }
 }
 
 async function trafficFlowing(traffic: McpTraffic): Promise<void> {
@@ -126,6 +139,8 @@ interface PromotionFigures {
   totalMs: number;
   /** Canary requests each step's analysis saw. */
   stepRequests: number[];
+  /** PROMOTED → the replaced version's last instance stopped; NaN: not within STOP_GUARD_MS (or not promoted). */
+  oldStoppedMs: number;
   report: TrafficReport;
   reason?: string;
 }
@@ -139,10 +154,12 @@ async function measurePromotion(system: System, url: string, file: string, conte
   await writeFile(file, content);
   const writtenAt = Date.now();
   let events: EventDoc[];
+  let oldStoppedMs = Number.NaN;
   try {
     events = await waiting;
     // The clients keep calling while the replaced version drains and stops: a failure then counts too.
-    if (previous && events.at(-1)!.kind === 'PROMOTED') await instancesStopped(system, previous);
+    const end = events.at(-1)!;
+    if (previous && end.kind === 'PROMOTED') oldStoppedMs = await instancesStopped(system, previous, eventTime(end));
   } finally {
     await traffic.stop();
   }
@@ -159,6 +176,7 @@ async function measurePromotion(system: System, url: string, file: string, conte
     rampMs: eventTime(end) - eventTime(ready),
     totalMs: eventTime(end) - writtenAt,
     stepRequests: mine.filter((e) => e.kind === 'ANALYSIS').map((e) => Number((e.details as { requests?: number }).requests ?? Number.NaN)),
+    oldStoppedMs,
     report: traffic.report,
     ...(end.kind !== 'PROMOTED' ? { reason: eventReason(end) } : {}),
   };
@@ -182,6 +200,8 @@ interface BreachFigures {
   /** From the canary's first CANARY_STEP (50% of new sessions) to the trip. */
   liveToTripMs: number;
   polls: number;
+  /** ROLLBACK_COMPLETE → the canary's last instance stopped; NaN: not within STOP_GUARD_MS (or not rolled back). */
+  canaryStoppedMs: number;
   report: TrafficReport;
 }
 
@@ -245,21 +265,22 @@ async function measureBreach(system: System, url: string, manifestFile: string, 
     rollbackCompleteMs: eventTime(mine.find((e) => e.kind === 'ROLLBACK_COMPLETE')) - t0,
     liveToTripMs: t0 - eventTime(canaryLive),
     polls: weight0?.polls ?? 0,
+    canaryStoppedMs: end.kind === 'ROLLBACK_COMPLETE' ? await instancesStopped(system, version, eventTime(end)) : Number.NaN,
     report: traffic.report,
   };
-  if (end.kind === 'ROLLBACK_COMPLETE') await instancesStopped(system, version);
   return result;
 }
 
 // ------------------------------------------------------------------------------------------
 
+const stoppedCell = (ms: number) => (Number.isNaN(ms) ? `not within ${STOP_GUARD_MS / 1000} s` : fmtMs(ms));
 const fmtList = (xs: number[]) => (xs.length ? xs.map((x) => (Number.isNaN(x) ? '—' : String(x))).join(' / ') : '—');
 
 function printPromotions(promotions: PromotionFigures[], first: { version: string; totalMs: number } | undefined): void {
   const floorMs = (ROLLOUT.steps.length - 1) * INTERVAL_SEC * 1000;
   console.log(
     table(
-      ['version', 'outcome', 'validation', 'ready', 'ramp', 'save → PROMOTED', 'canary reqs/step', 'client calls', 'failed', 're-inits', 'target 0 failed'],
+      ['version', 'outcome', 'validation', 'ready', 'ramp', 'save → PROMOTED', 'PROMOTED → old stopped', 'canary reqs/step', 'client calls', 'failed', 'new session after 404', 'target 0 failed'],
       promotions.map((p) => [
         p.version,
         p.outcome,
@@ -267,6 +288,7 @@ function printPromotions(promotions: PromotionFigures[], first: { version: strin
         fmtMs(p.readyMs),
         fmtMs(p.rampMs),
         fmtMs(p.totalMs),
+        p.outcome === 'PROMOTED' ? stoppedCell(p.oldStoppedMs) : '—',
         fmtList(p.stepRequests),
         String(p.report.calls),
         String(p.report.failed),
@@ -292,8 +314,13 @@ function printPromotions(promotions: PromotionFigures[], first: { version: strin
       ),
     );
   }
-  const failed = promotions.reduce((n, p) => n + p.report.failed, 0);
-  console.log(`\nclient calls failed during the promotions: ${failed} of ${promotions.reduce((n, p) => n + p.report.calls, 0)} (target 0: ${verdict(failed === 0)})`);
+  const total = (f: (r: TrafficReport) => number) => promotions.reduce((n, p) => n + f(p.report), 0);
+  const failed = total((r) => r.failed);
+  console.log(`\nclient calls failed during the promotions: ${failed} of ${total((r) => r.calls)} (target 0: ${verdict(failed === 0)})`);
+  // Not failures (the spec's answer to a pulled session), but each cost the client a new session.
+  console.log(`client calls that got 404 and needed a new session first: ${total((r) => r.reinitialized)}`);
+  const notStopped = promotions.filter((p) => p.outcome === 'PROMOTED' && Number.isNaN(p.oldStoppedMs));
+  if (notStopped.length) console.log(`the replaced version's instances were still up ${STOP_GUARD_MS / 1000} s after PROMOTED in ${notStopped.length} round(s): ${notStopped.map((p) => p.version).join(', ')}`);
   for (const p of promotions) for (const e of p.report.errors.slice(0, 3)) console.log(`  ${p.version}: ${e}`);
   for (const p of promotions.filter((x) => x.reason)) console.log(`  ${p.version} ended ${p.outcome}: ${p.reason}`);
   if (first) console.log(`first version ${first.version} (no canary, straight to 100%): service added → PROMOTED ${fmtMs(first.totalMs)}`);
@@ -321,12 +348,13 @@ function printBreaches(breaches: BreachFigures[]): void {
   console.log();
   console.log(
     table(
-      ['version', 'outcome', 'canary live → trip', 'polls', 'client calls', 'failed (canary)', 're-inits', 'reason'],
+      ['version', 'outcome', 'canary live → trip', 'polls', 'ROLLBACK_COMPLETE → canary stopped', 'client calls', 'failed (canary)', 'new session after 404', 'reason'],
       breaches.map((b) => [
         b.version,
         b.outcome,
         fmtMs(b.liveToTripMs),
         String(b.polls),
+        b.outcome === 'ROLLBACK_COMPLETE' ? stoppedCell(b.canaryStoppedMs) : '—',
         String(b.report.calls),
         String(b.report.failed),
         String(b.report.reinitialized),
@@ -334,6 +362,7 @@ function printBreaches(breaches: BreachFigures[]): void {
       ]),
     ),
   );
+  console.log(`client calls that got 404 and needed a new session first: ${breaches.reduce((n, b) => n + b.report.reinitialized, 0)} of ${breaches.reduce((n, b) => n + b.report.calls, 0)}`);
   const other = breaches.filter((b) => !byBreaker.includes(b));
   if (other.length) console.log(`${other.length} bad canar${other.length === 1 ? 'y was' : 'ies were'} not rolled back by the breaker; left out of the figures above`);
 }
