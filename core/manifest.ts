@@ -147,6 +147,27 @@ const http = z
   })
   .strict();
 
+/**
+ * How the runner's stdio bridge serves a stdio server (runner/stdio-bridge.ts): a shared pool for
+ * stateless (2026-07-28) clients, one process per session for the session revisions, warm spares
+ * so that a new session does not wait for a process start, and the bounds on all of it.
+ */
+const stdio = z
+  .object({
+    /** Long-lived processes shared by every stateless (2026-07-28) client of an instance. */
+    statelessPool: z.number({ invalid_type_error: POSITIVE_INT }).int(POSITIVE_INT).min(1, POSITIVE_INT).max(16, 'expected at most 16').default(2),
+    /** Processes started ahead of demand and handed to the next new session (or pool slot). */
+    warmSpares: z.number({ invalid_type_error: 'expected an integer 0-8' }).int('expected an integer 0-8').min(0, 'expected an integer 0-8').max(8, 'expected an integer 0-8').default(1),
+    /** Sessions (each its own process) per instance; a new session beyond it gets HTTP 503. */
+    maxSessions: z.number({ invalid_type_error: POSITIVE_INT }).int(POSITIVE_INT).min(1, POSITIVE_INT).max(1024, 'expected at most 1024').default(32),
+    /** A session with no request and no open stream for this long is ended (its process too). */
+    sessionIdleSec: timeoutSec.default(300),
+  })
+  .strict();
+
+export type StdioSettings = z.infer<typeof stdio>;
+export const DEFAULT_STDIO: Readonly<StdioSettings> = Object.freeze(stdio.parse({}));
+
 const TRANSPORT_MESSAGE = 'expected "stdio" or "http"';
 
 const ManifestObjectSchema = z
@@ -154,30 +175,37 @@ const ManifestObjectSchema = z
     ...common,
     transport: z.enum(['stdio', 'http'], { errorMap: () => ({ message: TRANSPORT_MESSAGE }) }),
     http: http.optional(),
+    stdio: stdio.optional(),
   })
   .strict();
 type ManifestObject = z.infer<typeof ManifestObjectSchema>;
-type Common = Omit<ManifestObject, 'transport' | 'http'>;
+type Common = Omit<ManifestObject, 'transport' | 'http' | 'stdio'>;
 
 /** mcp.json after validation, as written: `install` not yet resolved against the folder. */
 export type ManifestFile =
-  | (Common & { transport: 'stdio' })
+  | (Common & { transport: 'stdio'; stdio: StdioSettings })
   | (Common & { transport: 'http'; http: { path: string } });
 
 /**
  * The schema of `mcp.json`. One flat object (so every bad field is reported at once), narrowed to a
- * union on `transport`: `http` is only allowed, and always filled in, for http services.
+ * union on `transport`: `http` and `stdio` are each only allowed, and always filled in, for their
+ * own transport.
  */
 export const ManifestFileSchema = ManifestObjectSchema.superRefine((m, ctx) => {
   if (m.transport === 'stdio' && m.http !== undefined) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['http'], message: 'only allowed with transport "http"' });
   }
+  if (m.transport === 'http' && m.stdio !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['stdio'], message: 'only allowed with transport "stdio"' });
+  }
   if (m.transport === 'http' && Object.hasOwn(m.start.env, PORT_ENV)) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['start', 'env', PORT_ENV], message: `set by the runner for http services; remove it` });
   }
 }).transform((m): ManifestFile => {
-  const { http: httpOptions, transport, ...rest } = m;
-  return transport === 'http' ? { ...rest, transport, http: httpOptions ?? { path: DEFAULT_HTTP_PATH } } : { ...rest, transport };
+  const { http: httpOptions, stdio: stdioOptions, transport, ...rest } = m;
+  return transport === 'http'
+    ? { ...rest, transport, http: httpOptions ?? { path: DEFAULT_HTTP_PATH } }
+    : { ...rest, transport, stdio: stdioOptions ?? { ...DEFAULT_STDIO } };
 });
 
 export type ManifestFileInput = z.input<typeof ManifestFileSchema>;

@@ -7,6 +7,7 @@ import {
   DEFAULT_HTTP_PATH,
   DEFAULT_INSTALL_COMMAND,
   DEFAULT_ROLLOUT,
+  DEFAULT_STDIO,
   DEFAULT_STEP_TIMEOUT_SEC,
   ManifestError,
   loadManifest,
@@ -65,7 +66,9 @@ test('a minimal stdio manifest loads with every default filled in', async () => 
       build: { run: 'npm run build', timeoutSec: 300 },
     },
     rollout: DEFAULT_ROLLOUT,
+    stdio: DEFAULT_STDIO,
   });
+  assert.deepEqual(DEFAULT_STDIO, { statelessPool: 2, warmSpares: 1, maxSessions: 32, sessionIdleSec: 300 });
   assert.deepEqual(DEFAULT_ROLLOUT.steps, [10, 25, 50, 100]);
   assert.equal(DEFAULT_ROLLOUT.intervalSec, 30);
   assert.deepEqual(DEFAULT_STEP_TIMEOUT_SEC, { lint: 120, test: 300, build: 300 });
@@ -101,6 +104,14 @@ test('an http manifest gets http.path /mcp by default and keeps its own values',
   const custom = parseManifest(minimal({ transport: 'http', http: { path: '/v1/mcp' } }), FILE);
   assert.ok(custom.transport === 'http');
   assert.equal(custom.http.path, '/v1/mcp');
+});
+
+test('stdio settings: partial values keep the other defaults; only stdio services get them', () => {
+  const custom = parseManifest(minimal({ stdio: { statelessPool: 4, warmSpares: 0 } }), FILE);
+  assert.ok(custom.transport === 'stdio');
+  assert.deepEqual(custom.stdio, { ...DEFAULT_STDIO, statelessPool: 4, warmSpares: 0 });
+  const http = parseManifest(minimal({ transport: 'http' }), FILE);
+  assert.equal('stdio' in http, false);
 });
 
 test('install: default npm ci only with a package-lock.json; an explicit command or null wins', async () => {
@@ -171,6 +182,13 @@ test('each kind of bad field gets its own clear line', async () => {
     [minimal({ transport: 'http', start: { command: 'node', env: { PORT: '80' } } }), 'start.env.PORT: set by the runner for http services; remove it'],
     [minimal({ http: { path: '/mcp' } }), 'http: only allowed with transport "http"'],
     [minimal({ transport: 'http', http: { path: 'mcp' } }), 'http.path: expected a URL path starting with "/", e.g. "/mcp"'],
+    [minimal({ transport: 'http', stdio: {} }), 'stdio: only allowed with transport "stdio"'],
+    [minimal({ stdio: { statelessPool: 0 } }), 'stdio.statelessPool: expected a positive integer'],
+    [minimal({ stdio: { statelessPool: 17 } }), 'stdio.statelessPool: expected at most 16'],
+    [minimal({ stdio: { warmSpares: -1 } }), 'stdio.warmSpares: expected an integer 0-8'],
+    [minimal({ stdio: { maxSessions: 1.5 } }), 'stdio.maxSessions: expected a positive integer'],
+    [minimal({ stdio: { sessionIdleSec: '60' } }), 'stdio.sessionIdleSec: expected a positive integer'],
+    [minimal({ stdio: { poolSize: 2 } }), 'stdio: unknown field "poolSize"'],
     [minimal({ install: '' }), 'install: expected a non-empty string'],
     [minimal({ image: 'node:20' }), '(top level) unknown field "image"'],
   ];
