@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { neverPassed } from './child-env.ts';
 import { pathExists } from './path-exists.ts';
 
 /** The manifest's file name inside a service folder. */
@@ -130,6 +131,20 @@ const common = {
   version: z.string({ invalid_type_error: 'expected a string' }).regex(VERSION_PATTERN, 'expected a semver version x.y.z, e.g. "1.0.0"'),
   description: z.string({ invalid_type_error: 'expected a string' }).max(500, 'expected at most 500 characters').optional(),
   start,
+  /**
+   * Variables passed from mcpship's environment to the steps and the instances (core/child-env.ts);
+   * nothing else is, beyond PATH, HOME, locale and proxy settings. mcpship's own and cloud
+   * credentials are refused.
+   */
+  passEnv: z
+    .array(
+      z
+        .string({ invalid_type_error: 'expected a string' })
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+        .refine((name) => !neverPassed(name), (name) => ({ message: `${name} is mcpship's own setting or a credential of the machine it runs on; it is never passed to a service` })),
+      { invalid_type_error: 'expected an array of environment variable names' },
+    )
+    .default([]),
   /** `null` turns the default install off; a string replaces it. */
   install: nonEmpty.nullable().optional(),
   steps: z

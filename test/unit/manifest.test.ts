@@ -59,6 +59,7 @@ test('a minimal stdio manifest loads with every default filled in', async () => 
     version: '1.2.3',
     transport: 'stdio',
     start: { command: 'node', args: [], env: {} },
+    passEnv: [],
     install: null,
     steps: {
       lint: { run: 'npm run lint', timeoutSec: 120 },
@@ -112,6 +113,15 @@ test('stdio settings: partial values keep the other defaults; only stdio service
   assert.deepEqual(custom.stdio, { ...DEFAULT_STDIO, statelessPool: 4, warmSpares: 0 });
   const http = parseManifest(minimal({ transport: 'http' }), FILE);
   assert.equal('stdio' in http, false);
+});
+
+test('passEnv: names pass; mcpship\'s own settings and cloud credentials are refused by name', async () => {
+  assert.deepEqual(parseManifest(minimal({ passEnv: ['WEATHER_API_KEY', 'http_proxy'] }), FILE).passEnv, ['WEATHER_API_KEY', 'http_proxy']);
+  const err = await manifestError(() => parseManifest(minimal({ passEnv: ['MCPSHIP_ADMIN_TOKEN', 'MONGODB_URI', 'AWS_SECRET_ACCESS_KEY', 'bad name'] }), FILE));
+  assert.match(err.message, /passEnv\[0\]: MCPSHIP_ADMIN_TOKEN is mcpship's own setting or a credential of the machine it runs on; it is never passed/);
+  assert.match(err.message, /passEnv\[1\]: MONGODB_URI is mcpship's own/);
+  assert.match(err.message, /passEnv\[2\]: AWS_SECRET_ACCESS_KEY is/);
+  assert.match(err.message, /passEnv\[3\]: expected an environment variable name/);
 });
 
 test('install: default npm ci only with a package-lock.json; an explicit command or null wins', async () => {
