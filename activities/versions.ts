@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
 import type { VersionDoc, VersionState } from '../core/documents.ts';
@@ -39,12 +39,26 @@ export function versionActivities(deps: { config: Config; store: Store; events: 
 
     /**
      * Stages a validated snapshot as an immutable version. The same content (hash) is never staged
-     * twice: a repeat returns the version that already holds it.
+     * twice: a repeat returns the version that already holds it (`existing`). A retry of this same
+     * activity is no repeat: an attempt that stored the version but failed before (or while)
+     * writing its STAGED event must still come back as new, or the workflow skips auto-deploy.
+     * The STAGED event is the commit mark, and it names the activity that wrote it.
      */
     async stageVersion(input: StageInput): Promise<StageResult> {
       const { service, hash } = input;
+      const { workflowExecution: run, activityId } = Context.current().info;
+      const stagedBy = `${run?.workflowId}/${run?.runId}/${activityId}`;
+      const announce = (version: string, stagedDir: string) =>
+        events.append({ service, version, kind: 'STAGED', status: 'ok', details: { hash, stagedDir, changedPaths: input.changedPaths, manifestVersion: input.manifestVersion, stagedBy } });
+
       const already = await store.versions.findOne({ service, hash });
-      if (already?.stagedDir) return { version: already.version, stagedDir: already.stagedDir, existing: true };
+      if (already?.stagedDir) {
+        const mark = await store.events.findOne({ service, version: already.version, kind: 'STAGED' });
+        if (mark && (mark.details as { stagedBy?: unknown } | undefined)?.stagedBy !== stagedBy) return { version: already.version, stagedDir: already.stagedDir, existing: true };
+        // Staged but never announced (an earlier attempt failed on the way), or announced by this very activity.
+        if (!mark) await announce(already.version, already.stagedDir);
+        return { version: already.version, stagedDir: already.stagedDir, existing: false };
+      }
 
       const staged = (await store.versions.find({ service }, { projection: { version: 1 } }).toArray()).map((v) => v.version);
       const version = nextVersion(input.manifestVersion, staged);
@@ -65,7 +79,7 @@ export function versionActivities(deps: { config: Config; store: Store; events: 
       };
       await writeImmutable(input.dir, stagedDir, { ...doc, changedPaths: input.changedPaths, manifestVersion: input.manifestVersion });
       await store.versions.updateOne({ service, version }, { $setOnInsert: doc }, { upsert: true });
-      await events.append({ service, version, kind: 'STAGED', status: 'ok', details: { hash, stagedDir, changedPaths: input.changedPaths, manifestVersion: input.manifestVersion } });
+      await announce(version, stagedDir);
       return { version, stagedDir, existing: false };
     },
 
