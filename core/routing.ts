@@ -2,6 +2,7 @@
  * The routing decision and the JSON-RPC rules the gateway enforces, as pure functions: no I/O, no
  * clock, randomness passed in, so that every rule is unit-tested without a network.
  */
+import { createHash } from 'node:crypto';
 import type { RoutingDoc } from './documents.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -64,10 +65,12 @@ export function pickVersion(routing: RoutingView, rand: () => number, opts: Pick
     const known = Object.hasOwn(routing.weights, opts.forced) || routing.stable === opts.forced;
     return known && !pulled.has(opts.forced) ? opts.forced : undefined;
   }
-  // Sorted so that the same rand() always gives the same version, whatever the document's key order.
+  // A fixed order, so that the same rand() always gives the same version whatever the document's
+  // key order: candidates by name, the stable version last. With the stable version last, a canary's
+  // range is [0, its share): raising its share only widens it, which keyed picks rely on.
   const live = Object.entries(routing.weights)
     .filter((e): e is [string, number] => positiveWeight(e[1]) && !pulled.has(e[0]))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    .sort(([a], [b]) => (a === routing.stable ? 1 : b === routing.stable ? -1 : a < b ? -1 : a > b ? 1 : 0));
   const healthy = live.filter(([v]) => !excluded.has(v));
   const stable = routing.stable !== undefined && !pulled.has(routing.stable) ? routing.stable : undefined;
   return (
@@ -76,6 +79,19 @@ export function pickVersion(routing: RoutingView, rand: () => number, opts: Pick
     stable ??
     weighted(live, rand)
   );
+}
+
+/**
+ * Where a client falls in a service's weight ranges, from its key alone: `point` in [0, 1) stands
+ * in for rand() in pickVersion, `turn` for the round-robin turn in pickInstance. The same key
+ * always gets the same draw (on every gateway), so a client stays on its version while the weights
+ * hold, and — the stable version's range being last — a canary's share only ever grows by adding
+ * clients. The service is part of the hash so that one client is not a canary everywhere at once.
+ */
+export function keyedDraw(service: string, clientKey: string): { point: number; turn: number } {
+  const digest = createHash('sha256').update(service).update('\u0000').update(clientKey).digest();
+  // 48 bits: an exact double in [0, 1), far finer than any weight.
+  return { point: digest.readUIntBE(0, 6) / 2 ** 48, turn: digest.readUInt32BE(8) };
 }
 
 /** Every version pickVersion could ever return for this document (for breaker and health checks). */

@@ -8,6 +8,7 @@ import {
   batchesAllowed,
   INVALID_REQUEST,
   jsonRpcError,
+  keyedDraw,
   pickInstance,
   pickVersion,
   routableVersions,
@@ -16,6 +17,7 @@ import {
   type JsonRpcId,
   type RoutingView,
 } from '../../core/routing.ts';
+import type { Generation } from './protocol-generation.ts';
 import type { RoutingCache, ServiceRoutes } from './routing-cache.ts';
 import type { SessionRoute, SessionTable } from './session-table.ts';
 
@@ -38,6 +40,17 @@ export interface RequestFacts {
   forcedVersion?: string;
   /** MCP-Protocol-Version request header. */
   protocolVersion?: string;
+  /**
+   * The request's protocol generation (protocol-generation.ts). Stateless requests never use a
+   * session, whatever their headers or the version's other clients say. Absent: the session one.
+   */
+  generation?: Generation;
+  /**
+   * Who is asking (client-key.ts). Requests that no session pins — stateless ones, and
+   * sessionless requests of the session revisions — go to the version and instance this key hashes
+   * to, so one client stays on one version. Absent: a weighted random pick per request.
+   */
+  clientKey?: string;
   /** POST only: the body is an initialize request. */
   initialize: boolean;
   /** POST only: the body is a JSON-RPC batch. */
@@ -55,6 +68,8 @@ export type Decision =
       session?: SessionRoute & { sessionId: string };
       /** An initialize without a session: the response's Mcp-Session-Id opens one. */
       opensSession: boolean;
+      /** Set while more than one version is routable: results' ttlMs must not exceed it (cache-hints.ts). */
+      ttlCapMs?: number;
     }
   | {
       kind: 'reject';
@@ -65,6 +80,19 @@ export type Decision =
     };
 
 const reject = (status: number, code: number, message: string, id: JsonRpcId | null): Decision => ({ kind: 'reject', status, body: jsonRpcError(code, message, id) });
+
+/**
+ * The cap on cache lifetimes while a rollout holds more than one version routable, when the
+ * routing document does not say its step interval: the manifest's default step (30 s).
+ */
+export const DEFAULT_STEP_INTERVAL_MS = 30_000;
+
+/** The ttlMs cap for this routing: the step interval while more than one version is routable. */
+export function ttlCap(routing: RoutingView & { stepIntervalMs?: number }): number | undefined {
+  if (routableVersions(routing).length < 2) return undefined;
+  const step = routing.stepIntervalMs;
+  return typeof step === 'number' && Number.isFinite(step) && step >= 0 ? Math.floor(step) : DEFAULT_STEP_INTERVAL_MS;
+}
 
 export interface DeciderDeps {
   cache: Pick<RoutingCache, 'get'>;
@@ -91,7 +119,15 @@ export class Decider {
     const routes = await this.deps.cache.get(facts.service);
     const routing = routes.routing;
     if (!routing) return reject(404, SERVER_ERROR, `Unknown service: ${facts.service}`, facts.rpcId);
-    if (facts.sessionId !== undefined) return this.forSession(facts, facts.sessionId, routes, routing);
+    const decision = await this.route(facts, routes, routing);
+    if (decision.kind !== 'proxy') return decision;
+    const cap = ttlCap(routing);
+    return cap === undefined ? decision : { ...decision, ttlCapMs: cap };
+  }
+
+  private async route(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView): Promise<Decision> {
+    const stateless = facts.generation === 'stateless';
+    if (facts.sessionId !== undefined && !stateless) return this.forSession(facts, facts.sessionId, routes, routing);
     if (routableVersions(routing).length === 0) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
     return this.forNewTraffic(facts, routes, routing);
   }
@@ -116,33 +152,45 @@ export class Decider {
     return { kind: 'proxy', version: route.version, instance, session: { ...route, sessionId }, opensSession: false };
   }
 
-  /** An initialize, or any request to a server that has no sessions: a version by weight. */
+  /**
+   * An initialize (a version by weight: the new session stays there), or a request no session pins
+   * (a version by client key, else by weight).
+   */
   private forNewTraffic(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView): Decision {
-    if (facts.batch && !batchesAllowed(facts.protocolVersion)) return this.noBatches(facts);
-    const version = this.chooseVersion(facts, routes, routing);
+    const stateless = facts.generation === 'stateless';
+    // Batches are gone from 2025-06-18 on; the stateless revisions answer for themselves.
+    if (!stateless && facts.batch && !batchesAllowed(facts.protocolVersion)) return this.noBatches(facts);
+    const draw = !facts.initialize && facts.clientKey !== undefined ? keyedDraw(facts.service, facts.clientKey) : undefined;
+    const version = this.chooseVersion(facts, routes, routing, draw ? () => draw.point : this.rand);
     if (typeof version !== 'string') return version;
-    if (!facts.initialize && this.modes.get(`${facts.service}\u0000${version}`) === 'stateful') {
+    const key = `${facts.service}\u0000${version}`;
+    // What a version's session clients taught us says nothing about a stateless request.
+    if (!stateless && !facts.initialize && this.modes.get(key) === 'stateful') {
       return reject(400, SERVER_ERROR, 'Bad Request: Mcp-Session-Id header is required (send initialize first)', facts.rpcId);
     }
-    const key = `${facts.service}\u0000${version}`;
-    const turn = this.turns.get(key) ?? 0;
-    this.turns.set(key, turn + 1);
+    let turn = draw?.turn;
+    if (turn === undefined) {
+      turn = this.turns.get(key) ?? 0;
+      this.turns.set(key, turn + 1);
+    }
+    // A keyed client also keeps its instance: state a server hands out (a 2026 requestState) may be
+    // valid only where it was made.
     const instance = pickInstance(routes.ready.get(version) ?? [], turn);
     if (!instance) return reject(503, SERVER_ERROR, `Service unavailable: no ready instance of ${facts.service} ${version}`, facts.rpcId);
-    return { kind: 'proxy', version, instance, opensSession: facts.initialize };
+    return { kind: 'proxy', version, instance, opensSession: facts.initialize && !stateless };
   }
 
-  private chooseVersion(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView): string | Decision {
+  private chooseVersion(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView, rand: () => number): string | Decision {
     const breaker = this.deps.breaker;
     if (facts.forcedVersion !== undefined) {
-      const forced = pickVersion(routing, this.rand, { forced: facts.forcedVersion });
+      const forced = pickVersion(routing, rand, { forced: facts.forcedVersion });
       if (forced === undefined) return reject(404, SERVER_ERROR, `Version ${facts.forcedVersion} of ${facts.service} is not routable`, facts.rpcId);
       if (breaker && !breaker.allowRequest(facts.service, forced)) return reject(503, SERVER_ERROR, `Service unavailable: version ${forced} is failing (circuit open)`, facts.rpcId);
       return forced;
     }
     const excluded = new Set([...this.openVersions(facts.service, routing), ...this.withoutInstances(routes, routing)]);
     for (;;) {
-      const version = pickVersion(routing, this.rand, { excluded });
+      const version = pickVersion(routing, rand, { excluded });
       if (version === undefined) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
       if (!breaker || breaker.allowRequest(facts.service, version)) return version;
       // Only a version that was the last resort already can be refused here: nothing else is left.

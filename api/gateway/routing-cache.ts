@@ -3,6 +3,10 @@
  * and kept in memory. Requests never wait on MongoDB while the copy is fresh: a timer re-reads
  * every service used lately, so a weight change written by a workflow activity (in any process)
  * is in effect within refreshMs plus one read, well under a second.
+ *
+ * Names without a routing document are remembered apart (a negative cache): never refreshed by the
+ * timer, re-read on demand at most once per unknownMs, and at most maxUnknown of them, the oldest
+ * forgotten first. Anyone can send requests for made-up names; they must not become MongoDB load.
  */
 import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
 import type { Store } from '../../core/mongo.ts';
@@ -25,6 +29,10 @@ export interface RoutingCacheOptions {
   maxAgeMs?: number;
   /** Services not asked for in this long are dropped from the refresh loop. */
   idleMs?: number;
+  /** An unknown service name is looked up again after this long (default: maxAgeMs). */
+  unknownMs?: number;
+  /** Unknown names remembered at once. */
+  maxUnknown?: number;
   log?: { warn(obj: object, msg: string): void };
 }
 
@@ -36,10 +44,14 @@ interface Entry {
 
 export class RoutingCache {
   private readonly entries = new Map<string, Entry>();
+  /** Names read lately and found without a routing document, oldest first. */
+  private readonly unknown = new Map<string, ServiceRoutes>();
   private readonly timer: NodeJS.Timeout;
   private readonly refreshMs: number;
   private readonly maxAgeMs: number;
   private readonly idleMs: number;
+  private readonly unknownMs: number;
+  private readonly maxUnknown: number;
 
   constructor(
     private readonly store: Pick<Store, 'routing' | 'instances'>,
@@ -48,6 +60,8 @@ export class RoutingCache {
     this.refreshMs = opts.refreshMs ?? 250;
     this.maxAgeMs = opts.maxAgeMs ?? 1000;
     this.idleMs = opts.idleMs ?? 60_000;
+    this.unknownMs = opts.unknownMs ?? this.maxAgeMs;
+    this.maxUnknown = opts.maxUnknown ?? 10_000;
     this.timer = setInterval(() => this.refreshAll(), this.refreshMs);
     this.timer.unref();
   }
@@ -58,6 +72,8 @@ export class RoutingCache {
    */
   async get(service: string): Promise<ServiceRoutes> {
     const now = performance.now();
+    const miss = this.unknown.get(service);
+    if (miss && now - miss.loadedAt <= this.unknownMs) return miss;
     const entry = this.entries.get(service) ?? { usedAt: now };
     entry.usedAt = now;
     this.entries.set(service, entry);
@@ -72,13 +88,24 @@ export class RoutingCache {
 
   /** Forget the copy, so the next get() reads MongoDB: for writers in this process. */
   invalidate(service?: string): void {
-    if (service === undefined) this.entries.clear();
-    else this.entries.delete(service);
+    if (service === undefined) {
+      this.entries.clear();
+      this.unknown.clear();
+    } else {
+      this.entries.delete(service);
+      this.unknown.delete(service);
+    }
+  }
+
+  /** Unknown names remembered (for tests and the health endpoint). */
+  get unknownCount(): number {
+    return this.unknown.size;
   }
 
   close(): void {
     clearInterval(this.timer);
     this.entries.clear();
+    this.unknown.clear();
   }
 
   private load(service: string, entry: Entry): Promise<ServiceRoutes> {
@@ -87,7 +114,14 @@ export class RoutingCache {
       (routes) => {
         entry.loading = undefined;
         // An invalidate() while reading replaced the entry; the read may predate the change.
-        if (this.entries.get(service) === entry) entry.routes = routes;
+        if (this.entries.get(service) !== entry) return routes;
+        if (routes.routing) {
+          entry.routes = routes;
+          this.unknown.delete(service);
+        } else {
+          this.entries.delete(service);
+          this.rememberUnknown(routes);
+        }
         return routes;
       },
       (err: unknown) => {
@@ -113,6 +147,15 @@ export class RoutingCache {
     // From here on `weights` is the one form of the shares, whichever form the document used.
     const view = routing ? { ...routing, weights: routingWeights(routing), pulled: Array.isArray(routing.pulled) ? routing.pulled : [] } : undefined;
     return { service, routing: view, ready, loadedAt: performance.now() };
+  }
+
+  private rememberUnknown(routes: ServiceRoutes): void {
+    this.unknown.delete(routes.service);
+    this.unknown.set(routes.service, routes);
+    if (this.unknown.size > this.maxUnknown) {
+      const oldest = this.unknown.keys().next().value;
+      if (oldest !== undefined) this.unknown.delete(oldest);
+    }
   }
 
   private refreshAll(): void {

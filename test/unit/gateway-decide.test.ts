@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Decider, type BreakerView, type RequestFacts } from '../../api/gateway/decide.ts';
+import { Decider, DEFAULT_STEP_INTERVAL_MS, type BreakerView, type RequestFacts } from '../../api/gateway/decide.ts';
 import type { ServiceRoutes } from '../../api/gateway/routing-cache.ts';
 import type { SessionRoute } from '../../api/gateway/session-table.ts';
 import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
@@ -40,7 +40,7 @@ describe('Decider', () => {
   });
 
   test('new sessions: round robin within the version; a version without ready instances is skipped for stable', async () => {
-    const d = decider({ routing: canary, ready: pool, rand: () => 0 });
+    const d = decider({ routing: canary, ready: pool, rand: () => 0.99 });
     const picks = [];
     for (let i = 0; i < 4; i++) {
       const r = await d.decide(init);
@@ -48,7 +48,7 @@ describe('Decider', () => {
       picks.push(r.instance.instanceId);
     }
     assert.deepEqual(picks, ['a', 'b', 'a', 'b']);
-    const noCanaryInstances = decider({ routing: canary, ready: pool.slice(0, 2), rand: () => 0.99 });
+    const noCanaryInstances = decider({ routing: canary, ready: pool.slice(0, 2), rand: () => 0 });
     const r = await noCanaryInstances.decide(init);
     assert.ok(r.kind === 'proxy' && r.version === '1.0.0');
     const nothingReady = await decider({ routing: canary, ready: [], rand: () => 0.99 }).decide(init);
@@ -72,7 +72,7 @@ describe('Decider', () => {
 
   test('breaker: open canary → stable for new sessions, 404 for its sessions; open and alone → 503 except probes', async () => {
     const sessions = { s1: { service: 'svc', version: '2.0.0', instanceId: 'c' }, s2: { service: 'svc', version: '1.0.0', instanceId: 'a' } };
-    const d = decider({ routing: canary, ready: pool, sessions, open: ['2.0.0'], rand: () => 0.99 });
+    const d = decider({ routing: canary, ready: pool, sessions, open: ['2.0.0'], rand: () => 0 });
     const fresh = await d.decide(init);
     assert.ok(fresh.kind === 'proxy' && fresh.version === '1.0.0');
     const old = await d.decide(call('s1'));
@@ -88,7 +88,7 @@ describe('Decider', () => {
   });
 
   test('sessionless requests are refused once the version is known to have sessions, routed by weight when it has none', async () => {
-    const d = decider({ routing: canary, ready: pool, rand: () => 0 });
+    const d = decider({ routing: canary, ready: pool, rand: () => 0.99 });
     const unknown = await d.decide(call());
     assert.ok(unknown.kind === 'proxy', 'not known yet: the instance answers for itself');
     d.noteSessionMode('svc', '1.0.0', 'stateful');
@@ -106,6 +106,49 @@ describe('Decider', () => {
     assert.equal((await d.decide(batch('old', '2025-11-25'))).kind, 'proxy');
     const refused = await d.decide(batch('new'));
     assert.ok(refused.kind === 'reject' && refused.status === 400 && refused.body.error.code === -32600);
+  });
+
+  test('stateless requests: never refused for want of a session, whatever the version taught; the session header is not theirs', async () => {
+    const sessions = { s1: { service: 'svc', version: '2.0.0', instanceId: 'c' } };
+    const d = decider({ routing: canary, ready: pool, sessions, rand: () => 0.99 });
+    d.noteSessionMode('svc', '1.0.0', 'stateful');
+    d.noteSessionMode('svc', '2.0.0', 'stateful');
+    const stateless: RequestFacts = { ...call(), generation: 'stateless', clientKey: 'client:a' };
+    const r = await d.decide(stateless);
+    assert.ok(r.kind === 'proxy' && !r.opensSession && r.session === undefined);
+    const withStrayHeader = await d.decide({ ...stateless, sessionId: 'unknown-session' });
+    assert.ok(withStrayHeader.kind === 'proxy' && withStrayHeader.version === r.version, 'routed by key, not refused as an unknown session');
+    const legacy = await d.decide(call());
+    assert.ok(legacy.kind === 'reject' && legacy.status === 400, 'a session-revision request without a session is still refused');
+    const batch = await d.decide({ ...stateless, batch: true, rpcId: null, protocolVersion: '2026-07-28' });
+    assert.equal(batch.kind, 'proxy', 'the server answers a stateless batch for itself');
+  });
+
+  test('keyed requests: one client, one version and one instance; clients spread by weight', async () => {
+    const wide = [...pool, instance('2.0.0', 'd')];
+    const d = decider({ routing: { stable: '1.0.0', weights: { '1.0.0': 50, '2.0.0': 50 } }, ready: wide, rand: () => 0 });
+    const seen = new Map<string, Set<string>>();
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 40; i++) {
+        const r = await d.decide({ ...call(), generation: 'stateless', clientKey: `client:${i}` });
+        assert.ok(r.kind === 'proxy');
+        seen.set(`client:${i}`, (seen.get(`client:${i}`) ?? new Set()).add(`${r.version}/${r.instance.instanceId}`));
+      }
+    }
+    assert.ok([...seen.values()].every((s) => s.size === 1), 'each client kept its version and instance');
+    const versions = new Set([...seen.values()].map((s) => [...s][0]!.split('/')[0]));
+    assert.deepEqual([...versions].sort(), ['1.0.0', '2.0.0'], 'rand() plays no part: both versions get clients');
+  });
+
+  test('ttlCapMs: set while more than one version is routable, from the step interval when the routing has it', async () => {
+    const one = await decider({ routing: { stable: '1.0.0', weights: { '1.0.0': 100 } }, ready: pool }).decide(init);
+    assert.ok(one.kind === 'proxy' && one.ttlCapMs === undefined);
+    const two = await decider({ routing: canary, ready: pool }).decide(init);
+    assert.ok(two.kind === 'proxy' && two.ttlCapMs === DEFAULT_STEP_INTERVAL_MS);
+    const stepped = await decider({ routing: { ...canary, stepIntervalMs: 2_000 } as Partial<RoutingDoc>, ready: pool }).decide(init);
+    assert.ok(stepped.kind === 'proxy' && stepped.ttlCapMs === 2_000);
+    const pulled = await decider({ routing: { ...canary, pulled: ['2.0.0'] }, ready: pool }).decide(init);
+    assert.ok(pulled.kind === 'proxy' && pulled.ttlCapMs === undefined, 'a pulled canary is not routable');
   });
 
   test('forced version: any routable version, 404 when unknown or pulled', async () => {

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import {
   batchesAllowed,
   classifyMessage,
   INVALID_REQUEST,
+  keyedDraw,
   PARSE_ERROR,
   parseJsonRpcBody,
   pickInstance,
@@ -42,9 +44,9 @@ describe('pickVersion', () => {
     for (const rand of evenRands(50)) assert.equal(pickVersion(canary, rand), pickVersion(reordered, rand));
   });
 
-  test('rand() at the edges stays inside the candidates', () => {
-    assert.equal(pickVersion(canary, () => 0), '1.0.0');
-    assert.equal(pickVersion(canary, () => 0.9999999999999999), '1.1.0');
+  test('rand() at the edges stays inside the candidates; the stable range comes last', () => {
+    assert.equal(pickVersion(canary, () => 0), '1.1.0');
+    assert.equal(pickVersion(canary, () => 0.9999999999999999), '1.0.0');
   });
 
   test('weight 0, negative, NaN and pulled versions get no new sessions', () => {
@@ -176,4 +178,47 @@ test('routingWeights reads the list form (FerretDB cannot store dotted keys) and
   assert.deepEqual(routingWeights({ weights: {}, weightList: list }), { '1.0.0': 90, '1.1.0': 10 });
   assert.deepEqual(routingWeights({ weights: { '1.0.0': 100 } }), { '1.0.0': 100 });
   assert.deepEqual(routingWeights({ weights: { ignored: 1 }, weightList: [] }), {});
+});
+
+describe('keyed picks (client-consistent canary)', () => {
+  const keyed = (routing: RoutingView, service: string, key: string, excluded?: Set<string>) => {
+    const { point } = keyedDraw(service, key);
+    return pickVersion(routing, () => point, excluded ? { excluded } : {});
+  };
+  const step = (canaryWeight: number, pulled: string[] = []): RoutingView => ({ stable: '1.0.0', weights: { '1.0.0': 100 - canaryWeight, '2.0.0': canaryWeight }, pulled });
+
+  test('the same key always draws the same point, in [0, 1); another service draws anew', () => {
+    const a = keyedDraw('svc', 'client:alice');
+    assert.deepEqual(keyedDraw('svc', 'client:alice'), a);
+    assert.ok(a.point >= 0 && a.point < 1 && Number.isInteger(a.turn));
+    assert.notDeepEqual(keyedDraw('other', 'client:alice'), a);
+  });
+
+  test('raising the canary only adds clients to it (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ minLength: 1 }), fc.string(), fc.integer({ min: 0, max: 100 }), fc.integer({ min: 0, max: 100 }), (service, key, a, b) => {
+        const [low, high] = a <= b ? [a, b] : [b, a];
+        if (keyed(step(low), service, key) === '2.0.0') assert.equal(keyed(step(high), service, key), '2.0.0');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('a ramp 10 → 25 → 50 → 100: the canary set grows, in proportion; a pulled canary sends all its clients to stable', () => {
+    const keys = Array.from({ length: 4000 }, (_, i) => `client:${i}`);
+    let before = new Set<string>();
+    for (const w of [10, 25, 50, 100]) {
+      const on = new Set(keys.filter((k) => keyed(step(w), 'svc', k) === '2.0.0'));
+      for (const k of before) assert.ok(on.has(k), `${k} left the canary at ${w}%`);
+      // 4000 uniform draws: the share stays within a few points of the weight.
+      assert.ok(Math.abs(on.size / keys.length - w / 100) < 0.03, `${on.size} of ${keys.length} at ${w}%`);
+      before = on;
+    }
+    assert.ok(keys.every((k) => keyed(step(25, ['2.0.0']), 'svc', k) === '1.0.0'));
+  });
+
+  test('a canary excluded (breaker open) sends its clients to stable, deterministically', () => {
+    const excluded = new Set(['2.0.0']);
+    for (let i = 0; i < 200; i++) assert.equal(keyed(step(50), 'svc', `k${i}`, excluded), '1.0.0');
+  });
 });
