@@ -25,7 +25,7 @@ export interface CheckResult {
 export type ConformanceResults = Map<string, CheckResult[]>;
 
 /** `server-<scenario>-<ISO timestamp with dashes>` → `<scenario>`. */
-function scenarioOf(dirName: string): string {
+export function scenarioOf(dirName: string): string {
   return dirName.replace(/^server-/, '').replace(/-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/, '');
 }
 
