@@ -5,10 +5,10 @@ import { repoRoot } from '../../stack/binaries.ts';
 import { stackAddresses } from './stack-env.ts';
 
 /**
- * `mcpship worker` (worker, runner and watcher) in a process of its own, on a test's config, so a
- * test can kill it like a crash would.
+ * `mcpship <command>` (`worker`: worker, runner and watcher; `api`: API and gateway) in a process
+ * of its own, on a test's config, so a test can kill it like a crash would.
  */
-export function startWorkerProcess(config: Config, extraEnv: Record<string, string> = {}): ResultPromise {
+export function startMcpshipProcess(command: 'worker' | 'api', config: Config, extraEnv: Record<string, string> = {}): ResultPromise {
   const { temporalAddress, mongoUri } = stackAddresses();
   const env = {
     ...process.env,
@@ -19,8 +19,13 @@ export function startWorkerProcess(config: Config, extraEnv: Record<string, stri
     MCPSHIP_STATE_DIR: config.stateDir,
     MCPSHIP_SERVICES_DIR: config.servicesDir,
     MCPSHIP_DEBOUNCE_MS: String(config.watcher.debounceMs),
+    MCPSHIP_API_PORT: String(config.api.port),
     MCPSHIP_LOG_LEVEL: 'warn',
     ...extraEnv,
   };
-  return execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'worker'], { env, reject: false, cwd: repoRoot });
+  return execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), command], { env, reject: false, cwd: repoRoot });
+}
+
+export function startWorkerProcess(config: Config, extraEnv: Record<string, string> = {}): ResultPromise {
+  return startMcpshipProcess('worker', config, extraEnv);
 }

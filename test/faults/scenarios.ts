@@ -1,0 +1,129 @@
+/**
+ * The faults, each injected while LedgerLoad keeps calling through the gateway: a save is made,
+ * the fault strikes at the moment named, and the save and its deployment are followed to their end.
+ */
+import { statfsSync } from 'node:fs';
+import { appendFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../support/wait.ts';
+import { rolloutOutcome, saveOutcome, type RolloutOutcome, type SaveOutcome } from './ledger.ts';
+import { SERVICE, type FaultRig } from './rig.ts';
+
+export interface ScenarioResult {
+  saves: SaveOutcome[];
+  rollouts: RolloutOutcome[];
+  note: string;
+}
+
+export interface Scenario {
+  name: string;
+  what: string;
+  run(rig: FaultRig): Promise<ScenarioResult>;
+}
+
+const OUTAGE_MS = 30_000;
+
+/** A save whose fault strikes at its deployment's first canary step. */
+async function midRamp(rig: FaultRig, fault: (canary: string) => Promise<string>): Promise<ScenarioResult> {
+  const from = await rig.save();
+  const save = await saveOutcome(rig, from);
+  if (save.kind !== 'validated') return { saves: [save], rollouts: [], note: 'the save did not validate: no rollout to fault' };
+  await rig.waitForEvent('the first canary step', from, (e) => e.kind === 'CANARY_STEP' && e.version === save.version);
+  const note = await fault(save.version);
+  return { saves: [save], rollouts: [await rolloutOutcome(rig, from, save.version)], note };
+}
+
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'worker-kill',
+    what: 'worker (with runner and watcher) SIGKILLed at the first canary step, a new one started',
+    run: (rig) =>
+      midRamp(rig, async () => {
+        await rig.killWorker();
+        rig.startWorker();
+        return 'every instance ends with the runner (guardian), so calls fail until the new worker has them ready';
+      }),
+  },
+  {
+    name: 'api-kill',
+    what: 'API/gateway process SIGKILLed at the first canary step, restarted on the same port',
+    run: (rig) =>
+      midRamp(rig, async () => {
+        await rig.killApi();
+        await rig.startApi();
+        return 'calls fail while nothing listens; sessions live in MongoDB, so they carry on afterwards';
+      }),
+  },
+  {
+    name: 'canary-kill',
+    what: "the canary's instance SIGKILLed at the first canary step",
+    run: (rig) =>
+      midRamp(rig, async (canary) => {
+        const instance = await waitFor('a ready canary instance', () => rig.store.instances.findOne({ service: SERVICE, version: canary, state: 'ready', pid: { $exists: true } }).then((d) => d ?? undefined));
+        process.kill(instance.pid!, 'SIGKILL');
+        return `killed pid ${instance.pid}; its sessions get 404 and re-open`;
+      }),
+  },
+  {
+    name: 'runner-kill',
+    what: 'worker process (runner inside) SIGKILLed while a save is being validated, a new one started',
+    run: async (rig) => {
+      const from = await rig.save();
+      await rig.waitForEvent('the validation to start', from, (e) => e.kind === 'VALIDATING');
+      await rig.killWorker();
+      rig.startWorker();
+      const save = await saveOutcome(rig, from);
+      const rollouts = save.kind === 'validated' ? [await rolloutOutcome(rig, from, save.version)] : [];
+      return { saves: [save], rollouts, note: 'the runner runs inside the worker process: its instances end with it' };
+    },
+  },
+  {
+    name: 'mongo-stop',
+    what: `MongoDB (FerretDB) stopped for ${OUTAGE_MS / 1000} s at the first canary step`,
+    run: (rig) =>
+      midRamp(rig, async () => {
+        await rig.stopMongo();
+        await sleep(OUTAGE_MS);
+        await rig.startMongo();
+        return 'restarted on the same port and data';
+      }),
+  },
+  {
+    name: 'temporal-stop',
+    what: `Temporal stopped for ${OUTAGE_MS / 1000} s at the first canary step`,
+    run: (rig) =>
+      midRamp(rig, async () => {
+        await rig.stopTemporal();
+        await sleep(OUTAGE_MS);
+        await rig.startTemporal();
+        return 'restarted on the same port and database file';
+      }),
+  },
+  {
+    name: 'disk-full',
+    what: 'the state disk filled up, a save made, the space freed again, another save made',
+    run: async (rig) => {
+      if (!rig.stateDisk.startsWith('tmpfs')) return { saves: [], rollouts: [], note: `skipped: the state dir is a ${rig.stateDisk}, and filling it would fill the machine's disk` };
+      const filler = path.join(rig.stateDir, 'filler.bin');
+      const chunk = Buffer.alloc(1024 * 1024);
+      try {
+        for (;;) await appendFile(filler, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      }
+      const { bavail, bsize } = statfsSync(rig.stateDir);
+      const from = await rig.save();
+      const whileFull = await waitFor('an outcome while the disk is full', async () => {
+        const e = (await rig.events.list({ service: SERVICE, afterSeq: from, limit: 1000 })).find((e) => e.kind === 'STAGED' || e.kind === 'VALIDATION_FAILED');
+        return e ?? undefined;
+      }, 60_000, 500).catch(() => undefined);
+      await rm(filler);
+      const first = await saveOutcome(rig, from);
+      const second = await saveOutcome(rig, await rig.save());
+      const rollouts = second.kind === 'validated' ? [await rolloutOutcome(rig, from, second.version)] : [];
+      const during = whileFull ? `${whileFull.kind}${whileFull.kind === 'VALIDATION_FAILED' ? ` (${String((whileFull.details as { reason?: unknown }).reason).slice(0, 120)})` : ''}` : 'no outcome within 60 s (retrying)';
+      return { saves: [first, second], rollouts, note: `${bavail * bsize} bytes left; while full: ${during}; after freeing, the second save ${second.kind}` };
+    },
+  },
+];
