@@ -2,9 +2,12 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
+import { childEnv } from '../core/child-env.ts';
 import type { StepResult } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
+import { loadManifest } from '../core/manifest.ts';
 import type { RunStepInput } from '../core/pipeline.ts';
+import { fillModuleCache, moduleCacheDir } from './module-cache.ts';
 import { killGroup, recordGroup } from './step-processes.ts';
 
 const TAIL_BYTES = 4_000;
@@ -25,12 +28,29 @@ class Tail {
   }
 }
 
-/** The child's environment: the worker's, without what would confuse a nested test runner. */
-function stepEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true', FORCE_COLOR: '0' };
-  delete env.NODE_TEST_CONTEXT;
-  delete env.NODE_OPTIONS;
-  return env;
+/**
+ * The step's whole environment: the allow-list every service process gets (never the worker's
+ * secrets), the manifest's own variables, and CI settings for plain, non-interactive output. Read
+ * from the snapshot's manifest, so the values never pass through Temporal's history.
+ */
+async function stepEnv(dir: string): Promise<Record<string, string>> {
+  const manifest = await loadManifest(dir);
+  return { ...childEnv({ env: manifest.start.env, passEnv: manifest.passEnv }), CI: 'true', FORCE_COLOR: '0' };
+}
+
+/**
+ * After a successful install, its node_modules become the cache entry for the lock file (in-process
+ * copy and rename: no shell, no quoting). A failed fill costs the next save an install, nothing
+ * more, so it is written to the step's log rather than failing a good validation.
+ */
+async function fillCache(stateDir: string, dir: string, cancelled: () => boolean): Promise<string> {
+  const cacheDir = await moduleCacheDir(stateDir, dir);
+  if (!cacheDir) return '';
+  try {
+    return `\n[mcpship] dependency cache ${cacheDir}: ${await fillModuleCache(cacheDir, dir, cancelled)}\n`;
+  } catch (err) {
+    return `\n[mcpship] dependency cache ${cacheDir} not filled: ${(err as Error).message}\n`;
+  }
 }
 
 export function runStepActivities(deps: { stateDir: string; events: EventStore }) {
@@ -42,6 +62,7 @@ export function runStepActivities(deps: { stateDir: string; events: EventStore }
     async runValidationStep(input: RunStepInput): Promise<StepResult> {
       const { service, hash, dir, plan } = input;
       const ctx = Context.current();
+      const env = await stepEnv(dir);
       const STEP = plan.step.toUpperCase();
       const logDir = path.join(deps.stateDir, 'logs', 'validation', service, hash.slice(0, 12));
       mkdirSync(logDir, { recursive: true });
@@ -52,7 +73,7 @@ export function runStepActivities(deps: { stateDir: string; events: EventStore }
       const started = Date.now();
       await deps.events.append({ service, kind: `${STEP}_STARTED`, status: 'running', details: { hash, command: plan.command, attempt: ctx.info.attempt } });
 
-      const child = execa(plan.command, { shell: true, cwd: dir, detached: true, reject: false, all: true, buffer: false, stdin: 'ignore', env: stepEnv(), extendEnv: false });
+      const child = execa(plan.command, { shell: true, cwd: dir, detached: true, reject: false, all: true, buffer: false, stdin: 'ignore', env, extendEnv: false });
       const pgid = child.pid!;
       const forget = recordGroup(deps.stateDir, pgid, dir);
       child.all!.on('data', (chunk: Buffer) => {
@@ -79,10 +100,11 @@ export function runStepActivities(deps: { stateDir: string; events: EventStore }
       // The shell may be gone while its children still run; end the whole group either way.
       killGroup(pgid, 'SIGKILL');
       forget();
+      const ok = !reason && result.exitCode === 0;
+      if (ok && plan.step === 'install') log.write(await fillCache(deps.stateDir, dir, () => ctx.cancellationSignal.aborted));
       await new Promise<void>((resolve) => log.end(resolve));
 
       const durationMs = Date.now() - started;
-      const ok = !reason && result.exitCode === 0;
       if (!ok && !reason) reason = `${plan.step} failed: \`${plan.command}\` exited with code ${result.exitCode}${tail.lastLine ? `: ${tail.lastLine}` : ''}`;
       const stepResult: StepResult = {
         step: plan.step,

@@ -1,32 +1,19 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { cp, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { cp, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Config } from '../core/config.ts';
 import { pathExists } from '../core/path-exists.ts';
-import { loadManifest, ManifestError, STEP_NAMES, LOCK_FILE } from '../core/manifest.ts';
+import { loadManifest, ManifestError, STEP_NAMES } from '../core/manifest.ts';
 import type { SnapshotResult, StepPlan } from '../core/pipeline.ts';
 import { isServiceName } from '../core/service-name.ts';
 import { hashTree, listSourceFiles } from '../core/tree-hash.ts';
+import { moduleCacheDir, restoreModules } from './module-cache.ts';
 
 /** Failure types the workflow treats as a failed validation rather than a broken worker. */
 export const SNAPSHOT_FAILURES = ['ManifestError', 'ServiceMissing'] as const;
 
 const INSTALL_TIMEOUT_SEC = 600;
-
-/**
- * Installed dependencies are shared by every snapshot with the same lock file: the first install
- * fills <state>/cache/node_modules/<lock hash>, later snapshots link to it and skip the install.
- */
-async function linkCachedModules(config: Config, dir: string): Promise<{ cached: boolean; cacheDir?: string }> {
-  const lock = path.join(dir, LOCK_FILE);
-  if (!(await pathExists(lock))) return { cached: false };
-  const lockHash = createHash('sha256').update(await readFile(lock)).digest('hex').slice(0, 16);
-  const cacheDir = path.join(config.stateDir, 'cache', 'node_modules', lockHash);
-  if (!(await pathExists(path.join(cacheDir, 'node_modules')))) return { cached: false, cacheDir };
-  await symlink(path.join(cacheDir, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  return { cached: true, cacheDir };
-}
 
 export function snapshotActivities(config: Config) {
   return {
@@ -63,15 +50,13 @@ export function snapshotActivities(config: Config) {
         }
 
         const steps: StepPlan[] = [];
-        if (manifest.install && !(await pathExists(path.join(dir, 'node_modules')))) {
-          const { cached, cacheDir } = await linkCachedModules(config, dir);
-          if (!cached) {
-            // A lock file with no packages leaves no node_modules; the cache still records it.
-            const fill = cacheDir
-              ? ` && mkdir -p node_modules ${JSON.stringify(cacheDir)} && rm -rf ${JSON.stringify(path.join(cacheDir, 'node_modules'))} && cp -a node_modules ${JSON.stringify(cacheDir + '/')}`
-              : '';
-            steps.push({ step: 'install', command: `${manifest.install}${fill}`, timeoutSec: INSTALL_TIMEOUT_SEC });
-          }
+        if (manifest.install) {
+          // Whatever an earlier, possibly cancelled, validation of this content left is not trusted:
+          // the dependencies come whole from the cache, or from a fresh install (which fills it).
+          await rm(path.join(dir, 'node_modules'), { recursive: true, force: true });
+          const cacheDir = await moduleCacheDir(config.stateDir, dir);
+          const restored = cacheDir !== undefined && (await restoreModules(cacheDir, dir));
+          if (!restored) steps.push({ step: 'install', command: manifest.install, timeoutSec: INSTALL_TIMEOUT_SEC });
         }
         for (const step of STEP_NAMES) steps.push({ step, command: manifest.steps[step].run, timeoutSec: manifest.steps[step].timeoutSec });
         return { service, hash, dir, files, version: manifest.version, steps, autoDeploy: manifest.rollout.autoDeploy };

@@ -4,7 +4,7 @@
  * so that every instance is an HTTP endpoint and a process group the runner can signal as one.
  */
 import { fileURLToPath } from 'node:url';
-import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { childEnv } from '../core/child-env.ts';
 import { loadManifest, PORT_ENV, type Manifest } from '../core/manifest.ts';
 import type { ProcessSpec } from './process-group.ts';
 
@@ -19,16 +19,9 @@ export interface Launch extends ProcessSpec {
   url: string;
 }
 
-/**
- * The environment a service gets: the few variables the MCP SDK deems safe to inherit (PATH, HOME,
- * ...), then the manifest's own. The runner's environment (database URI, admin token) stays out.
- */
-export function serviceEnv(manifest: Manifest): Record<string, string> {
-  return { ...getDefaultEnvironment(), ...manifest.start.env };
-}
-
 export function launchFor(manifest: Manifest, dir: string, port: number): Launch {
-  const env = serviceEnv(manifest);
+  // The same allow-list as the validation steps: the runner's database URI and token stay out.
+  const env = childEnv({ env: manifest.start.env, passEnv: manifest.passEnv });
   if (manifest.transport === 'http') {
     return {
       transport: 'http',
