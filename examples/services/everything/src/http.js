@@ -44,7 +44,7 @@ export function createApp(path = '/mcp') {
     } catch {
       return rpcError(400, -32700, 'Parse error');
     }
-    if (!isInitializeRequest(body)) return rpcError(400, -32000, 'Bad Request: Mcp-Session-Id header is required (send initialize first)');
+    if (!isInitializeRequest(body)) return rpcError(400, -32000, 'everything: a 2025-era request without Mcp-Session-Id must be initialize');
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (sessionId) => void sessions.set(sessionId, transport),
