@@ -77,6 +77,8 @@ export class TtlCapper extends Transform {
   private overflow = false;
   private messageEvent = true;
   private afterCR = false;
+  /** The last complete line went into `held`. */
+  private lastHeld = false;
 
   constructor(opts: TtlCapOptions) {
     super();
@@ -124,7 +126,12 @@ export class TtlCapper extends Transform {
     let start = 0;
     // The LF of a CRLF split across chunks: part of the line already ended, not a blank line.
     if (this.afterCR && chunk[0] === LF) {
-      this.push(chunk.subarray(0, 1));
+      // It follows its line: into the held data if that line was held, else straight out.
+      const last = this.held.length - 1;
+      if (this.lastHeld && last >= 0) {
+        this.held[last] = Buffer.concat([this.held[last]!, chunk.subarray(0, 1)]);
+        this.heldBytes++;
+      } else this.push(chunk.subarray(0, 1));
       start = 1;
     }
     this.afterCR = false;
@@ -159,6 +166,7 @@ export class TtlCapper extends Transform {
 
   /** One complete line, with its terminator; `length` is its length without the terminator. */
   private line(line: Buffer, length: number): void {
+    this.lastHeld = false;
     if (length === 0) {
       this.endEvent();
       this.push(line);
@@ -172,6 +180,7 @@ export class TtlCapper extends Transform {
     }
     this.held.push(Buffer.from(line));
     this.heldBytes += line.length;
+    this.lastHeld = true;
     if (this.heldBytes > this.opts.maxBytes) {
       this.release();
       this.overflow = true;

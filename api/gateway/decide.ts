@@ -3,7 +3,7 @@
  * error instead. It reads the cached routing, the session table and the breaker; it does no
  * proxying, so every answer it can give is one return value.
  */
-import type { InstanceDoc } from '../../core/documents.ts';
+import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
 import {
   batchesAllowed,
   INVALID_REQUEST,
@@ -27,6 +27,12 @@ export interface BreakerView {
   isOpen(service: string, version: string): boolean;
   /** Closed: true. Open: false. Half-open: true for the one probe it lets through (so call it only to send). */
   allowRequest(service: string, version: string): boolean;
+  /**
+   * Whether a version it refuses is refused even with nothing else left (it leaves requests
+   * unanswered). Otherwise the last routable version gets the request and answers for itself:
+   * its tool-level errors serve a client better than a 503. Absent: refused.
+   */
+  failFast?(service: string, version: string): boolean;
 }
 
 /** The MCP SDK's code for an unknown session; the HTTP status (404) is what clients act on. */
@@ -88,7 +94,7 @@ const reject = (status: number, code: number, message: string, id: JsonRpcId | n
 export const DEFAULT_STEP_INTERVAL_MS = 30_000;
 
 /** The ttlMs cap for this routing: the step interval while more than one version is routable. */
-export function ttlCap(routing: RoutingView & { stepIntervalMs?: number }): number | undefined {
+export function ttlCap(routing: RoutingView & Pick<RoutingDoc, 'stepIntervalMs'>): number | undefined {
   if (routableVersions(routing).length < 2) return undefined;
   const step = routing.stepIntervalMs;
   return typeof step === 'number' && Number.isFinite(step) && step >= 0 ? Math.floor(step) : DEFAULT_STEP_INTERVAL_MS;
@@ -146,7 +152,7 @@ export class Decider {
       open.add(route.version);
       const fallback = pickVersion(routing, this.rand, { excluded: new Set([...open, ...this.withoutInstances(routes, routing)]) });
       if (fallback !== undefined && !open.has(fallback) && routes.ready.has(fallback)) return gone(`version ${route.version} is failing`);
-      return reject(503, SERVER_ERROR, `Service unavailable: version ${route.version} is failing (circuit open)`, facts.rpcId);
+      if (this.refuses(facts.service, route.version)) return reject(503, SERVER_ERROR, `Service unavailable: version ${route.version} is failing (circuit open)`, facts.rpcId);
     }
     if (facts.batch && !batchesAllowed(route.protocolVersion ?? facts.protocolVersion)) return this.noBatches(facts);
     return { kind: 'proxy', version: route.version, instance, session: { ...route, sessionId }, opensSession: false };
@@ -185,7 +191,7 @@ export class Decider {
     if (facts.forcedVersion !== undefined) {
       const forced = pickVersion(routing, rand, { forced: facts.forcedVersion });
       if (forced === undefined) return reject(404, SERVER_ERROR, `Version ${facts.forcedVersion} of ${facts.service} is not routable`, facts.rpcId);
-      if (breaker && !breaker.allowRequest(facts.service, forced)) return reject(503, SERVER_ERROR, `Service unavailable: version ${forced} is failing (circuit open)`, facts.rpcId);
+      if (breaker && !breaker.allowRequest(facts.service, forced) && this.refuses(facts.service, forced)) return reject(503, SERVER_ERROR, `Service unavailable: version ${forced} is failing (circuit open)`, facts.rpcId);
       return forced;
     }
     const excluded = new Set([...this.openVersions(facts.service, routing), ...this.withoutInstances(routes, routing)]);
@@ -194,9 +200,13 @@ export class Decider {
       if (version === undefined) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
       if (!breaker || breaker.allowRequest(facts.service, version)) return version;
       // Only a version that was the last resort already can be refused here: nothing else is left.
-      if (excluded.has(version)) return reject(503, SERVER_ERROR, `Service unavailable: version ${version} is failing (circuit open)`, facts.rpcId);
+      if (excluded.has(version)) return this.refuses(facts.service, version) ? reject(503, SERVER_ERROR, `Service unavailable: version ${version} is failing (circuit open)`, facts.rpcId) : version;
       excluded.add(version);
     }
+  }
+
+  private refuses(service: string, version: string): boolean {
+    return this.deps.breaker?.failFast?.(service, version) ?? true;
   }
 
   private openVersions(service: string, routing: RoutingView): Set<string> {
