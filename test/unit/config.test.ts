@@ -3,7 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, ENV_KEYS, loadConfig } from '../../core/config.ts';
+import { z } from 'zod';
+import { ConfigError, ConfigSchema, ENV_KEYS, loadConfig } from '../../core/config.ts';
 
 const emptyDir = () => mkdtempSync(path.join(os.tmpdir(), 'mcpship-config-'));
 
@@ -67,10 +68,28 @@ test('a config file that is not valid JSON says which file', () => {
   assert.throws(() => loadConfig({}, cwd), (err: unknown) => err instanceof ConfigError && err.message.includes('mcpship.config.json cannot be read'));
 });
 
-test('every env name maps to a key the schema knows', () => {
-  const { config } = loadConfig({}, emptyDir());
-  for (const key of Object.values(ENV_KEYS)) {
-    const top = key.split('.')[0]!;
-    assert.ok(top in config, `${key} is not in the schema`);
+/** The schema of a dotted key, every segment looked up (defaults and optionals unwrapped); undefined when a segment is unknown. */
+function schemaAt(key: string): z.ZodTypeAny | undefined {
+  let schema: z.ZodTypeAny = ConfigSchema;
+  for (const segment of key.split('.')) {
+    while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) schema = schema._def.innerType;
+    if (!(schema instanceof z.ZodObject)) return undefined;
+    const next = (schema.shape as Record<string, z.ZodTypeAny>)[segment];
+    if (!next) return undefined;
+    schema = next;
   }
+  return schema;
+}
+
+test('every env name maps to a whole key the schema knows: a value, not a section', () => {
+  for (const [env, key] of Object.entries(ENV_KEYS)) {
+    const schema = schemaAt(key);
+    assert.ok(schema, `${env} → ${key}: not in the schema`);
+    let inner = schema;
+    while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner._def.innerType;
+    assert.ok(!(inner instanceof z.ZodObject), `${env} → ${key}: a section, not a value`);
+  }
+  // The walk itself tells a wrong tail from a right one.
+  assert.equal(schemaAt('gateway.capture.nope'), undefined);
+  assert.ok(schemaAt('gateway.capture.enabled'));
 });
