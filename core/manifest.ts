@@ -167,7 +167,7 @@ const http = z
  * stateless (2026-07-28) clients, one process per session for the session revisions, warm spares
  * so that a new session does not wait for a process start, and the bounds on all of it.
  */
-const stdio = z
+export const StdioSettingsSchema = z
   .object({
     /** Long-lived processes shared by every stateless (2026-07-28) client of an instance. */
     statelessPool: z.number({ invalid_type_error: POSITIVE_INT }).int(POSITIVE_INT).min(1, POSITIVE_INT).max(16, 'expected at most 16').default(2),
@@ -175,13 +175,13 @@ const stdio = z
     warmSpares: z.number({ invalid_type_error: 'expected an integer 0-8' }).int('expected an integer 0-8').min(0, 'expected an integer 0-8').max(8, 'expected an integer 0-8').default(1),
     /** Sessions (each its own process) per instance; a new session beyond it gets HTTP 503. */
     maxSessions: z.number({ invalid_type_error: POSITIVE_INT }).int(POSITIVE_INT).min(1, POSITIVE_INT).max(1024, 'expected at most 1024').default(32),
-    /** A session with no request and no open stream for this long is ended (its process too). */
-    sessionIdleSec: timeoutSec.default(300),
+    /** A session with no request in flight for this long is ended (its process too); GET streams do not count. */
+    sessionIdleSec: timeoutSec.default(600),
   })
   .strict();
 
-export type StdioSettings = z.infer<typeof stdio>;
-export const DEFAULT_STDIO: Readonly<StdioSettings> = Object.freeze(stdio.parse({}));
+export type StdioSettings = z.infer<typeof StdioSettingsSchema>;
+export const DEFAULT_STDIO: Readonly<StdioSettings> = Object.freeze(StdioSettingsSchema.parse({}));
 
 const TRANSPORT_MESSAGE = 'expected "stdio" or "http"';
 
@@ -190,7 +190,7 @@ const ManifestObjectSchema = z
     ...common,
     transport: z.enum(['stdio', 'http'], { errorMap: () => ({ message: TRANSPORT_MESSAGE }) }),
     http: http.optional(),
-    stdio: stdio.optional(),
+    stdio: StdioSettingsSchema.optional(),
   })
   .strict();
 type ManifestObject = z.infer<typeof ManifestObjectSchema>;

@@ -1,33 +1,37 @@
 /**
  * Serves a stdio MCP server over Streamable HTTP, so that the gateway speaks one protocol to every
- * instance. A stdio server holds the state of exactly one client, so each MCP session gets its own
- * child process: started on `initialize`, ended when the session is deleted, when the bridge
- * closes, or (the other way round) the session ends when its child dies. JSON-RPC messages are
- * forwarded unchanged both ways through the SDK's own transports, which keep the HTTP side
- * (sessions, SSE streams, protocol-version checks) to the spec.
+ * instance. The protocol generation is decided per request, with the MCP SDK's own classifier:
+ * - Session revisions (2025-03-26 … 2025-11-25): a stdio server holds the state of exactly one
+ *   client, so each session gets a process of its own (runner/stdio-session.ts), handed over from
+ *   the warm spares on `initialize` so that it does not wait for a process start. At most
+ *   `maxSessions` at once (then 503), ended when deleted, idle, or when the bridge closes.
+ * - Stateless requests (2026-07-28: protocol version and client capabilities in `_meta`, no
+ *   session): served by a small pool of long-lived shared processes (runner/stdio-pool.ts), not
+ *   a process per request.
+ * Nothing the bridge starts outlives it: close() ends sessions, pool and spares, and the runner
+ * signals the bridge's whole process group when it stops an instance.
  */
-import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import { localhostHostValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, type JSONRPCMessage, type RequestId } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { DEFAULT_STDIO, type StdioSettings } from '../core/manifest.ts';
+import { serveStateless } from './stateless-http.ts';
+import { StatelessPool } from './stdio-pool.ts';
+import { BridgedSession } from './stdio-session.ts';
+import { startChild, WarmSpares, type ChildSpec } from './stdio-spares.ts';
 
-export interface StdioBridgeOptions {
-  /** The stdio server to start per session, e.g. `node` with `["dist/index.js"]`. */
-  command: string;
-  args?: string[];
-  cwd?: string;
-  /** Laid over the SDK's safe default environment (PATH, HOME, ...). */
-  env?: Record<string, string>;
+export interface StdioBridgeOptions extends ChildSpec, Partial<StdioSettings> {
   /** 0 (the default) picks a free port; read it back from `port`. */
   port?: number;
   /** The bridge only ever listens on loopback; Host is checked against localhost names. */
   host?: '127.0.0.1' | 'localhost';
   path?: string;
   maxBodyBytes?: number;
+  /** Overrides `sessionIdleSec` with finer grain (tests). */
+  sessionIdleMs?: number;
   log?: (line: string) => void;
 }
 
@@ -41,145 +45,36 @@ export interface StdioBridge {
   url: string;
   port: number;
   sessions(): BridgeSessionInfo[];
-  /** Ends every session (and so every child) and stops listening. */
+  /** The shared processes serving stateless clients. */
+  statelessPids(): number[];
+  /** The warm spares waiting for a session. */
+  sparePids(): Promise<number[]>;
+  /** Ends every session, shared process and spare, and stops listening. */
   close(): Promise<void>;
 }
 
-const rpcError = (code: number, message: string) => ({ jsonrpc: '2.0' as const, error: { code, message }, id: null });
-
-/** The id of a request or response; undefined for notifications. */
-const idOf = (message: JSONRPCMessage): RequestId | undefined => (message as { id?: RequestId }).id;
-
-type Kind = 'request' | 'notification' | 'response';
-function kindOf(message: JSONRPCMessage): Kind {
-  if ('method' in message) return 'id' in message ? 'request' : 'notification';
-  return 'response';
-}
-
-function progressTokenOf(message: JSONRPCMessage): string | number | undefined {
-  const { method, params } = message as { method?: string; params?: Record<string, unknown> };
-  const token = method === 'notifications/progress' ? params?.progressToken : (params?._meta as Record<string, unknown> | undefined)?.progressToken;
-  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
-}
-
-/** One MCP session: an HTTP server transport wired to one stdio child. */
-class BridgedSession {
-  readonly http: StreamableHTTPServerTransport;
-  readonly stdio: StdioClientTransport;
-  /** Client requests the child has not answered yet. */
-  private readonly open = new Set<RequestId>();
-  private readonly progress = new Map<string | number, RequestId>();
-  private ending: Promise<void> | undefined;
-
-  constructor(
-    options: StdioBridgeOptions,
-    onInitialized: (session: BridgedSession, id: string) => void,
-    private readonly onEnded: (session: BridgedSession) => void,
-    private readonly log: (line: string) => void,
-  ) {
-    this.stdio = new StdioClientTransport({
-      command: options.command,
-      args: options.args ?? [],
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.env ? { env: options.env } : {}),
-      // The child's log lines join the bridge's, which the runner writes to the instance log.
-      stderr: 'inherit',
-    });
-    this.http = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => onInitialized(this, id),
-    });
-    this.http.onmessage = (message) => this.toChild(message);
-    this.stdio.onmessage = (message) => this.toClient(message);
-    this.http.onclose = () => void this.end();
-    this.stdio.onclose = () => void this.end();
-    this.http.onerror = (err) => this.log(`session ${this.http.sessionId ?? '(new)'}: http: ${err.message}`);
-    this.stdio.onerror = (err) => this.log(`session ${this.http.sessionId ?? '(new)'}: stdio: ${err.message}`);
-  }
-
-  async start(): Promise<void> {
-    await this.stdio.start();
-    await this.http.start();
-  }
-
-  private toChild(message: JSONRPCMessage): void {
-    const kind = kindOf(message);
-    const id = idOf(message);
-    if (kind === 'request' && id !== undefined) {
-      this.open.add(id);
-      const token = progressTokenOf(message);
-      if (token !== undefined) this.progress.set(token, id);
-    } else if (kind === 'notification' && 'method' in message && message.method === 'notifications/cancelled') {
-      // The child will not answer a cancelled request; its HTTP stream is the client's to drop.
-      const cancelled = (message.params as { requestId?: RequestId } | undefined)?.requestId;
-      if (cancelled !== undefined) this.forget(cancelled);
-    }
-    this.stdio.send(message).catch((err: Error) => {
-      this.log(`session ${this.http.sessionId}: cannot write to the stdio server: ${err.message}`);
-      if (kind === 'request' && id !== undefined) {
-        this.forget(id);
-        const error = { jsonrpc: '2.0' as const, id, error: { code: -32603, message: 'The stdio MCP server is not available' } };
-        void this.http.send(error).catch(() => {});
-      }
-    });
-  }
-
-  /**
-   * stdio carries no link between a server's notification (or request) and the client request it
-   * belongs to, but Streamable HTTP wants related messages on that request's SSE stream. Progress
-   * names its request through the progress token; otherwise a message sent while exactly one
-   * request is open belongs to it (a log line or a sampling request during a tool call), and
-   * anything else goes to the session's GET stream.
-   */
-  private relatedRequest(message: JSONRPCMessage): RequestId | undefined {
-    const token = progressTokenOf(message);
-    const byToken = token === undefined ? undefined : this.progress.get(token);
-    if (byToken !== undefined) return byToken;
-    if (this.open.size === 1) return this.open.values().next().value;
-    return undefined;
-  }
-
-  private toClient(message: JSONRPCMessage): void {
-    if (kindOf(message) === 'response') {
-      const id = idOf(message);
-      if (id !== undefined) this.forget(id);
-      this.http.send(message).catch((err: Error) => this.log(`session ${this.http.sessionId}: response not delivered: ${err.message}`));
-      return;
-    }
-    const related = this.relatedRequest(message);
-    const send = (relatedRequestId?: RequestId) => this.http.send(message, relatedRequestId === undefined ? undefined : { relatedRequestId });
-    send(related)
-      // The request's stream may be gone already (client went away); the GET stream is the fallback.
-      .catch(() => (related === undefined ? Promise.reject(new Error('no stream')) : send()))
-      .catch((err: Error) => this.log(`session ${this.http.sessionId}: message not delivered: ${err.message}`));
-  }
-
-  private forget(id: RequestId): void {
-    this.open.delete(id);
-    for (const [token, requestId] of this.progress) if (requestId === id) this.progress.delete(token);
-  }
-
-  /** Idempotent: closes both sides; resolves once the child has exited (or been killed). */
-  end(): Promise<void> {
-    this.ending ??= (async () => {
-      // Both transports call back into end() while closing; yielding first lets `ending` be set.
-      await null;
-      this.onEnded(this);
-      await this.http.close().catch(() => {});
-      await this.stdio.close().catch(() => {});
-    })();
-    return this.ending;
-  }
-}
+const rpcError = (code: number, message: string, id: unknown = null, data?: unknown) => ({
+  jsonrpc: '2.0' as const,
+  id: typeof id === 'string' || typeof id === 'number' ? id : null,
+  error: { code, message, ...(data === undefined ? {} : { data }) },
+});
 
 export async function createStdioBridge(options: StdioBridgeOptions): Promise<StdioBridge> {
   const host = options.host ?? '127.0.0.1';
   const mcpPath = options.path ?? '/mcp';
   const log = options.log ?? ((line: string) => console.error(`stdio-bridge: ${line}`));
+  const settings: StdioSettings = { ...DEFAULT_STDIO, ...definedOnly(options) };
+  const idleMs = options.sessionIdleMs ?? settings.sessionIdleSec * 1000;
   const sessions = new Map<string, BridgedSession>();
-  /** Every session whose child runs, initialized or not, so that close() misses none. */
+  /** Every session whose child runs, initialized or not: what the cap counts and close() ends. */
   const live = new Set<BridgedSession>();
+  /** Sessions being handed their process: counted by the cap, so that a burst cannot pass it. */
+  let opening = 0;
   let closing = false;
+
+  const spares = new WarmSpares(() => startChild(options), settings.warmSpares, log);
+  spares.fill();
+  const pool = new StatelessPool(() => spares.take(), settings.statelessPool, log);
 
   const app = express();
   app.disable('x-powered-by');
@@ -191,37 +86,67 @@ export async function createStdioBridge(options: StdioBridgeOptions): Promise<St
     const id = req.get('mcp-session-id');
     if (!id) return void res.status(400).json(rpcError(-32000, 'Bad Request: no valid Mcp-Session-Id header'));
     const session = sessions.get(id);
-    if (!session) res.status(404).json(rpcError(-32001, 'Session not found'));
+    if (!session) return void res.status(404).json(rpcError(-32001, 'Session not found'));
+    // Every SDK client holds a GET stream open for as long as it lives, so only requests that do
+    // work keep a session from going idle; otherwise the idle timeout would never end a session.
+    if (req.method !== 'GET') session.track(res);
     return session;
   };
 
   const openSession = async (req: Request, res: Response): Promise<void> => {
-    if (closing) return void res.status(503).json(rpcError(-32000, 'The bridge is shutting down'));
-    const session = new BridgedSession(
-      options,
-      (s, id) => void sessions.set(id, s),
-      (s) => {
-        live.delete(s);
-        if (s.http.sessionId) sessions.delete(s.http.sessionId);
-      },
-      log,
-    );
-    live.add(session);
-    try {
-      await session.start();
-    } catch (err) {
-      await session.end();
-      log(`cannot start ${options.command}: ${(err as Error).message}`);
-      return void res.status(500).json(rpcError(-32603, 'The stdio MCP server could not be started'));
+    if (closing) return void res.status(503).json(rpcError(-32000, 'The bridge is shutting down', req.body?.id));
+    if (live.size + opening >= settings.maxSessions) {
+      const message = `Too many sessions: this stdio service runs at most ${settings.maxSessions} sessions per instance (stdio.maxSessions); end unused sessions or try again later`;
+      return void res.status(503).json(rpcError(-32000, message, req.body?.id));
     }
+    opening += 1;
+    let session: BridgedSession;
+    try {
+      const child = await spares.take();
+      session = new BridgedSession(child, idleMs, {
+        onInitialized: (s, id) => void sessions.set(id, s),
+        onEnded: (s) => {
+          live.delete(s);
+          if (s.http.sessionId) sessions.delete(s.http.sessionId);
+        },
+        log,
+      });
+    } catch (err) {
+      log(`cannot start ${options.command}: ${(err as Error).message}`);
+      return void res.status(500).json(rpcError(-32603, 'The stdio MCP server could not be started', req.body?.id));
+    } finally {
+      opening -= 1;
+    }
+    live.add(session);
+    if (closing) {
+      await session.end();
+      return void res.status(503).json(rpcError(-32000, 'The bridge is shutting down', req.body?.id));
+    }
+    await session.start();
+    session.track(res);
     await session.http.handleRequest(req, res, req.body);
     // An initialize the transport refused never got a session: its child has nobody to serve.
     if (!session.http.sessionId) await session.end();
   };
 
   app.post(mcpPath, async (req, res) => {
-    if (!req.get('mcp-session-id') && isInitializeRequest(req.body)) return openSession(req, res);
-    return sessionOf(req, res)?.http.handleRequest(req, res, req.body);
+    if (req.get('mcp-session-id')) return sessionOf(req, res)?.http.handleRequest(req, res, req.body);
+    const route = classifyInboundRequest({
+      httpMethod: req.method,
+      protocolVersionHeader: req.get('mcp-protocol-version'),
+      mcpMethodHeader: req.get('mcp-method'),
+      mcpNameHeader: req.get('mcp-name'),
+      body: req.body,
+    });
+    if (route.kind === 'reject') return void res.status(route.httpStatus).json(rpcError(route.code, route.message, req.body?.id, route.data));
+    if (route.kind === 'modern') {
+      if (closing) return void res.status(503).json(rpcError(-32000, 'The bridge is shutting down', req.body?.id));
+      // The 2026-07-28 revision defines no client notification over HTTP (cancelling is closing the stream).
+      if (route.messageKind === 'notification') return void res.status(202).end();
+      return serveStateless(pool, route.message as JSONRPCRequest, req, res);
+    }
+    if (route.reason === 'initialize') return openSession(req, res);
+    res.status(400).json(rpcError(-32000, 'Bad Request: no valid Mcp-Session-Id header', req.body?.id));
   });
   app.get(mcpPath, async (req, res) => sessionOf(req, res)?.http.handleRequest(req, res));
   app.delete(mcpPath, async (req, res) => sessionOf(req, res)?.http.handleRequest(req, res));
@@ -245,11 +170,20 @@ export async function createStdioBridge(options: StdioBridgeOptions): Promise<St
     url: `http://${host}:${port}${mcpPath}`,
     port,
     sessions: () => [...sessions].map(([sessionId, s]) => ({ sessionId, pid: s.stdio.pid })),
+    statelessPids: () => pool.pids(),
+    sparePids: () => spares.pids(),
     close: async () => {
       closing = true;
-      await Promise.all([...live].map((s) => s.end()));
+      await Promise.all([...[...live].map((s) => s.end()), pool.close(), spares.close()]);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The settings the caller gave, so that an explicit `undefined` does not hide a default. */
+function definedOnly(options: Partial<StdioSettings>): Partial<StdioSettings> {
+  const out: Partial<StdioSettings> = {};
+  for (const key of Object.keys(DEFAULT_STDIO) as (keyof StdioSettings)[]) if (options[key] !== undefined) out[key] = options[key];
+  return out;
 }

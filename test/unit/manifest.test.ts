@@ -69,7 +69,7 @@ test('a minimal stdio manifest loads with every default filled in', async () => 
     rollout: DEFAULT_ROLLOUT,
     stdio: DEFAULT_STDIO,
   });
-  assert.deepEqual(DEFAULT_STDIO, { statelessPool: 2, warmSpares: 1, maxSessions: 32, sessionIdleSec: 300 });
+  assert.deepEqual(DEFAULT_STDIO, { statelessPool: 2, warmSpares: 1, maxSessions: 32, sessionIdleSec: 600 });
   assert.deepEqual(DEFAULT_ROLLOUT.steps, [10, 25, 50, 100]);
   assert.equal(DEFAULT_ROLLOUT.intervalSec, 30);
   assert.deepEqual(DEFAULT_STEP_TIMEOUT_SEC, { lint: 120, test: 300, build: 300 });
