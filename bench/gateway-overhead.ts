@@ -415,6 +415,39 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
   );
 }
 
+/**
+ * Did capture store every message that passed the capture-on gateway, both ways? The load
+ * generator counts what its clients sent and received (initialize, notifications, calls, responses,
+ * SSE events); the writer's own counters say what it spilled, quarantined or dropped.
+ */
+async function captureCheck(store: Store, on: ApiHandle, runs: PathFigures[]): Promise<void> {
+  const capture = on.traffic.capture!;
+  const sent = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.sent, 0);
+  const received = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.received, 0);
+  for (let i = 0; i < 120 && (capture.counters.buffered > 0 || capture.counters.spillPending > 0); i++) {
+    await capture.flush();
+    if (capture.counters.spillPending > 0) await sleep(500);
+  }
+  const count = (filter: Record<string, string>) => store.messages.countDocuments({ service: LOAD_SERVICE, ...filter });
+  const rows: string[][] = [];
+  for (const direction of ['client_to_server', 'server_to_client']) {
+    for (const kind of ['request', 'notification', 'response', 'error']) {
+      const n = await count({ direction, kind });
+      if (n > 0) rows.push([direction, kind, String(n)]);
+    }
+  }
+  const storedSent = await count({ direction: 'client_to_server' });
+  const storedReceived = await count({ direction: 'server_to_client' });
+  const c = capture.counters;
+  heading('capture check: every message through the capture-on gateway, both ways');
+  console.log(table(['direction', 'kind', 'stored'], rows));
+  console.log(
+    `\nclient → server: ${storedSent} stored of ${sent} the clients sent; server → client: ${storedReceived} stored of ${received} the clients received` +
+      `\nwriter: captured ${c.captured}, written ${c.written}, spilled ${c.spilled}, replayed ${c.replayed}, quarantined ${c.quarantined}, dropped ${c.dropped}`,
+  );
+  console.log(`capture lost nothing: ${verdict(storedSent === sent && storedReceived === received && c.dropped === 0)}`);
+}
+
 // ------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -480,17 +513,7 @@ async function main(): Promise<void> {
     heading(`the same, one MCP session calling one at a time (${SERIAL_CALLS} calls × ${ROUNDS} rounds per path)`);
     printOverhead(unloaded, serial);
 
-    // Did capture keep up? It writes in batches off the request path: wait until the count stops growing.
-    const expectedCalls = ROUNDS * (concurrent.calls + concurrent.warmup + serial.calls + serial.warmup);
-    const countCaptured = () => store!.messages.countDocuments({ service: LOAD_SERVICE, direction: 'client_to_server', method: 'tools/call' });
-    let captured = await countCaptured();
-    for (let still = 0, i = 0; still < 3 && captured < expectedCalls && i < 60; i++) {
-      await sleep(500);
-      const now = await countCaptured();
-      still = now === captured ? still + 1 : 0;
-      captured = now;
-    }
-    console.log(`\ncapture check: ${captured} tools/call requests stored for the ${expectedCalls} sent through the capture-on gateway`);
+    await captureCheck(store, on, [...loaded, ...unloaded].filter((f) => f.label === targets[1]!.label));
 
     heading('breach → first new session routed to stable');
     await breachToStable(store, events, on, off);

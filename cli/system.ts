@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.ts';
 import { Client, Connection } from '@temporalio/client';
 import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
+import { startRetention } from '../core/retention.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
 import { Runner } from '../runner/runner.ts';
 import { startWatcher } from '../watcher/start-watcher.ts';
@@ -38,6 +39,8 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     const store = await connectStore(stack.mongoUri, config.mongo.database);
     cleanups.push(() => store.close());
     await ensureIndexes(store);
+    const retention = startRetention(store, config.retention, log.child({ component: 'retention' }));
+    cleanups.push(() => retention.stop());
     const events = new EventStore(store);
     const connection = await Connection.connect({ address: stack.temporalAddress });
     cleanups.push(() => connection.close());

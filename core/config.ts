@@ -59,8 +59,13 @@ export const ConfigSchema = z
             enabled: z.coerce.boolean().default(true),
             /** Payloads larger than this are stored cut, marked truncated. */
             maxPayloadBytes: z.coerce.number().int().min(256).max(16 * 1024 * 1024).default(64 * 1024),
-            /** Dotted paths blanked before storage, e.g. params.arguments.password. */
-            redact: z.array(z.string().min(1)).default(['params.arguments.password', 'params.arguments.token', 'params.arguments.apiKey']),
+            /**
+             * Dotted paths blanked before storage besides the defaults, which always apply
+             * (api/gateway/capture/redact.ts DEFAULT_REDACT); key names match ignoring case, `_` and `-`.
+             */
+            redact: z.array(z.string().min(1)).default([]),
+            /** All capture spill files together; beyond this, messages are dropped and reported as an event. */
+            spillMaxBytes: z.coerce.number().int().min(1024 * 1024).default(512 * 1024 * 1024),
           })
           .strict()
           .default({}),
@@ -72,6 +77,18 @@ export const ConfigSchema = z
         /** How long a stopping instance keeps serving in-flight requests before it is signalled. */
         drainMs: z.coerce.number().int().min(0).max(600_000).default(2_000),
         readyTimeoutMs: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+      })
+      .strict()
+      .default({}),
+    /** How long data is kept; 0 keeps it forever. A cleanup pass runs every intervalMinutes (core/retention.ts). */
+    retention: z
+      .object({
+        messagesDays: z.coerce.number().min(0).default(14),
+        eventsDays: z.coerce.number().min(0).default(90),
+        metricsDays: z.coerce.number().min(0).default(30),
+        /** Sessions not seen for this long (closed or idle). */
+        sessionsDays: z.coerce.number().min(0).default(7),
+        intervalMinutes: z.coerce.number().min(1).max(7 * 24 * 60).default(60),
       })
       .strict()
       .default({}),
@@ -109,6 +126,12 @@ export const ENV_KEYS = {
   MCPSHIP_CAPTURE: 'gateway.capture.enabled',
   MCPSHIP_CAPTURE_MAX_PAYLOAD_BYTES: 'gateway.capture.maxPayloadBytes',
   MCPSHIP_CAPTURE_REDACT: 'gateway.capture.redact',
+  MCPSHIP_CAPTURE_SPILL_MAX_BYTES: 'gateway.capture.spillMaxBytes',
+  MCPSHIP_RETENTION_MESSAGES_DAYS: 'retention.messagesDays',
+  MCPSHIP_RETENTION_EVENTS_DAYS: 'retention.eventsDays',
+  MCPSHIP_RETENTION_METRICS_DAYS: 'retention.metricsDays',
+  MCPSHIP_RETENTION_SESSIONS_DAYS: 'retention.sessionsDays',
+  MCPSHIP_RETENTION_INTERVAL_MINUTES: 'retention.intervalMinutes',
   MCPSHIP_DRAIN_MS: 'runner.drainMs',
   MCPSHIP_LOG_LEVEL: 'logLevel',
 } as const;

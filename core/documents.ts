@@ -143,20 +143,57 @@ export interface MetricBucketDoc extends HealthCounts {
 
 export type MessageDirection = 'client_to_server' | 'server_to_client';
 
-/** One captured JSON-RPC message. */
+/**
+ * One captured JSON-RPC message. The message itself is `raw`, its JSON text exactly as it passed
+ * (MongoDB-wire servers refuse field names starting with `$` or containing `.`, which MCP payloads
+ * are full of, and BSON cannot nest as deep as JSON); the other fields are extracted beside it for
+ * queries. Read the message back with capturedMessage().
+ */
 export interface MessageDoc {
   messageId: string;
   service: string;
   version: string;
   sessionId?: string;
+  /** The stateless revisions' client key (gateway's consistent-canary key), when the gateway knew it. */
+  clientKey?: string;
+  /** The MCP protocol revision of the exchange (e.g. `2025-11-25`, `2026-07-28`), when known. */
+  protocolRevision?: string;
   direction: MessageDirection;
   kind: 'request' | 'response' | 'notification' | 'error';
   method?: string;
   rpcId?: string | number | null;
-  payload: unknown;
+  /** `params.name` of a `tools/call`, on the request and on its response. */
+  toolName?: string;
+  /** On responses: the result's `isError` (a tool that failed). */
+  isError?: boolean;
+  /** The message's JSON text, byte for byte as it passed (re-serialised only where `redacted`). */
+  raw: string;
+  /** raw holds only the first maxPayloadBytes of the message. */
   truncated: boolean;
+  /** Redaction replaced values, so raw is the redacted message re-serialised. */
+  redacted: boolean;
+  /** Bytes on the wire. */
   size: number;
   at: Date;
   latencyMs?: number;
   transport: 'json' | 'sse';
+  /** MongoDB refused the document as first shaped; this record keeps what could be kept, and why. */
+  quarantine?: { reason: string };
+}
+
+export class CapturedMessageError extends Error {
+  override name = 'CapturedMessageError';
+}
+
+/**
+ * The original JSON-RPC message of a captured document, parsed from its exact text. Throws
+ * CapturedMessageError for a document that does not hold the whole message (truncated).
+ */
+export function capturedMessage(doc: Pick<MessageDoc, 'messageId' | 'raw' | 'truncated'>): Record<string, unknown> {
+  if (doc.truncated) throw new CapturedMessageError(`captured message ${doc.messageId} was stored cut (over the payload cap): it cannot be read back whole`);
+  const value: unknown = JSON.parse(doc.raw);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new CapturedMessageError(`captured message ${doc.messageId} is not a JSON-RPC message object`);
+  }
+  return value as Record<string, unknown>;
 }

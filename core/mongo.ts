@@ -24,9 +24,16 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
   pools: [{ key: { service: 1, version: 1 }, unique: true }],
   instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }],
   routing: [{ key: { service: 1 }, unique: true }],
-  sessions: [{ key: { sessionId: 1 }, unique: true }, { key: { service: 1, version: 1 } }],
-  metrics: [{ key: { service: 1, version: 1, gatewayId: 1, bucketStart: 1 }, unique: true }, { key: { service: 1, bucketStart: 1 } }],
-  messages: [{ key: { messageId: 1 }, unique: true }, { key: { service: 1, at: 1 } }, { key: { sessionId: 1, at: 1 } }],
+  // The single-field time indexes serve retention (core/retention.ts).
+  sessions: [{ key: { sessionId: 1 }, unique: true }, { key: { service: 1, version: 1 } }, { key: { lastSeenAt: 1 } }],
+  metrics: [{ key: { service: 1, version: 1, gatewayId: 1, bucketStart: 1 }, unique: true }, { key: { service: 1, bucketStart: 1 } }, { key: { bucketStart: 1 } }],
+  messages: [
+    { key: { messageId: 1 }, unique: true },
+    { key: { service: 1, at: 1 } },
+    { key: { sessionId: 1, at: 1 } },
+    { key: { service: 1, method: 1, at: 1 } },
+    { key: { at: 1 } },
+  ],
 };
 
 export async function connectStore(uri: string, database: string): Promise<Store> {

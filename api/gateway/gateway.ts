@@ -26,6 +26,7 @@ import {
   type JsonRpcMessage,
 } from '../../core/routing.ts';
 import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
+import { jsonArrayItems } from './json-text.ts';
 import { ResponseTap } from './response-tap.ts';
 import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
 import { corsHeaders, securityGuard } from './security.ts';
@@ -132,10 +133,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const reportClientMessages = (ex: Exchange) => {
     if (ex.clientMessagesSent || !observer) return;
     ex.clientMessagesSent = true;
-    for (const msg of ex.messages) {
-      const size = ex.batch ? Buffer.byteLength(JSON.stringify(msg)) : (ex.body?.length ?? 0);
-      safely('message', () => observer.message(ex.ctx, 'client_to_server', msg, 'json', size));
-    }
+    const text = ex.body?.toString('utf8') ?? '';
+    const raws = ex.batch ? jsonArrayItems(text) : [text];
+    ex.messages.forEach((msg, i) => {
+      const raw = raws[i] ?? '';
+      safely('message', () => observer.message(ex.ctx, 'client_to_server', msg, 'json', ex.batch ? Buffer.byteLength(raw) : (ex.body?.length ?? 0), raw));
+    });
   };
 
   const reportEnd = (ex: Exchange, res: ServerResponse) => {
@@ -261,12 +264,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
-    ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size) => {
+    ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
       if (initId !== undefined && msg.id === initId && ex.ctx.sessionId) {
         const negotiated = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
         if (typeof negotiated === 'string') sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
       }
-      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size));
+      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
     });
     writeHead(ex, proxyRes, req, res);
     proxyRes.on('data', (chunk: Buffer) => {

@@ -5,6 +5,7 @@
  */
 import { countMessageErrors } from '../../core/health.ts';
 import type { JsonRpcId, JsonRpcMessage } from '../../core/routing.ts';
+import { jsonArrayItems } from './json-text.ts';
 
 export interface SseEvent {
   event: string;
@@ -72,7 +73,8 @@ export class SseParser {
 }
 
 export type TapTransport = 'json' | 'sse';
-export type OnTappedMessage = (msg: JsonRpcMessage, transport: TapTransport, size: number) => void;
+/** raw: the message's exact JSON text (one item's, in a batch). */
+export type OnTappedMessage = (msg: JsonRpcMessage, transport: TapTransport, size: number, raw: string) => void;
 
 /**
  * Follows one response: reports each JSON-RPC message and keeps the health counts and the ids
@@ -137,14 +139,16 @@ export class ResponseTap {
       return;
     }
     const batch = Array.isArray(value);
-    for (const item of batch ? (value as unknown[]) : [value]) {
+    const raws = batch ? jsonArrayItems(text) : [text];
+    for (const [index, item] of (batch ? (value as unknown[]) : [value]).entries()) {
       if (typeof item !== 'object' || item === null || Array.isArray(item)) continue;
       const msg = item as JsonRpcMessage;
       const counts = countMessageErrors(msg);
       this.rpcErrors += counts.rpcErrors;
       this.toolErrors += counts.toolErrors;
       if (!('method' in msg) && (typeof msg.id === 'string' || typeof msg.id === 'number')) this.answered.add(msg.id);
-      this.onMessage(msg, this.transport, batch ? Buffer.byteLength(JSON.stringify(msg)) : size);
+      const raw = raws[index]!;
+      this.onMessage(msg, this.transport, batch ? Buffer.byteLength(raw) : size, raw);
     }
   }
 }

@@ -27,7 +27,7 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
   const metrics = new MetricsRecorder({ store, log });
   const breaker = new CircuitBreaker();
   metrics.onExchange((e) => breaker.observe(e));
-  const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, log) : undefined;
+  const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, { log, events }) : undefined;
   const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, ...(capture ? [capture] : [])), breaker });
 
   const handleBreach = onBreach({ store, events, cache: gateway.cache, log, ...(deps.temporal ? { temporal: deps.temporal } : {}) });

@@ -32,13 +32,17 @@ export interface ExchangeOutcome {
 }
 
 export interface TrafficObserver {
-  /** Every JSON-RPC message, both ways, as it passes (SSE events one by one). Never throws nor blocks. */
+  /**
+   * Every JSON-RPC message, both ways, as it passes (SSE events one by one). Never throws nor blocks.
+   * raw: the message's JSON text exactly as it passed, when the gateway has it (capture stores it).
+   */
   message(
     ctx: ExchangeContext,
     direction: 'client_to_server' | 'server_to_client',
     msg: JsonRpcMessage,
     transport: 'json' | 'sse',
     size: number,
+    raw?: string,
   ): void;
   /** Once per exchange, when its response is complete (or failed). Never throws nor blocks. */
   exchangeEnd(ctx: ExchangeContext, outcome: ExchangeOutcome): void;
@@ -47,10 +51,10 @@ export interface TrafficObserver {
 /** Several observers behind one; one that throws anyway does not keep the others from seeing. */
 export function fanOut(...observers: TrafficObserver[]): TrafficObserver {
   return {
-    message(ctx, direction, msg, transport, size) {
+    message(ctx, direction, msg, transport, size, raw) {
       for (const o of observers) {
         try {
-          o.message(ctx, direction, msg, transport, size);
+          o.message(ctx, direction, msg, transport, size, raw);
         } catch {
           // An observer's bug must not become a proxy failure.
         }

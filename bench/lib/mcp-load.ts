@@ -28,13 +28,39 @@ export interface LoadResult {
   firstError?: string;
   /** CPU time this client process spent from its first connect to the end (warm-up included). */
   cpuMs: number;
+  /** JSON-RPC messages the clients sent and received, all of them (initialize, notifications, warm-up): what capture must store. */
+  messages: { sent: number; received: number };
+}
+
+/** Counts every message a transport sends and hands to its client, without touching the bytes. */
+function countMessages(transport: StreamableHTTPClientTransport, counts: LoadResult['messages']): void {
+  const send = transport.send.bind(transport);
+  transport.send = (message, options) => {
+    counts.sent += Array.isArray(message) ? message.length : 1;
+    return send(message, options);
+  };
+  let handler: StreamableHTTPClientTransport['onmessage'];
+  Object.defineProperty(transport, 'onmessage', {
+    configurable: true,
+    get: () => handler,
+    set: (next: StreamableHTTPClientTransport['onmessage']) => {
+      handler =
+        next &&
+        ((message) => {
+          counts.received += 1;
+          next(message);
+        });
+    },
+  });
 }
 
 async function run(opts: LoadOptions): Promise<LoadResult> {
   const cpuBefore = process.cpuUsage();
+  const messages = { sent: 0, received: 0 };
   const sessions = await Promise.all(
     Array.from({ length: opts.clients }, async () => {
       const transport = new StreamableHTTPClientTransport(new URL(opts.url));
+      countMessages(transport, messages);
       const client = new Client({ name: 'mcpship-bench', version: '0.0.0' });
       // The background GET stream ends with the session; nothing here depends on it.
       client.onerror = () => {};
@@ -78,7 +104,7 @@ async function run(opts: LoadOptions): Promise<LoadResult> {
     await client.close().catch(() => {});
   }
   const cpu = process.cpuUsage(cpuBefore);
-  return { calls: opts.calls, wallMs, latenciesMs, errors, ...(firstError ? { firstError } : {}), cpuMs: (cpu.user + cpu.system) / 1000 };
+  return { calls: opts.calls, wallMs, latenciesMs, errors, ...(firstError ? { firstError } : {}), cpuMs: (cpu.user + cpu.system) / 1000, messages };
 }
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
