@@ -1,9 +1,15 @@
 import { SERVICE_NAME_PATTERN, VERSION_PATTERN } from '../core/manifest.ts';
 import { HttpError } from './errors.ts';
 
+/** Only a string: String(['1.0.0']) would pass a pattern for a JSON array or a repeated query key. */
+function stringOnly(value: unknown, code: string, what: string): string {
+  if (value === undefined || value === null || typeof value === 'string') return value ?? '';
+  throw new HttpError(400, code, `${what} must be a string, not ${Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
+}
+
 /** A service name from a URL: checked, so that no path built from it can leave the services root. */
 export function serviceParam(value: unknown): string {
-  const name = String(value ?? '');
+  const name = stringOnly(value, 'bad_service_name', 'a service name');
   if (!SERVICE_NAME_PATTERN.test(name)) {
     throw new HttpError(400, 'bad_service_name', `invalid service name ${JSON.stringify(name)}: lower-case letters, digits and "-", 1-63 characters`);
   }
@@ -11,7 +17,7 @@ export function serviceParam(value: unknown): string {
 }
 
 export function versionParam(value: unknown): string {
-  const version = String(value ?? '');
+  const version = stringOnly(value, 'bad_version', 'a version');
   if (!VERSION_PATTERN.test(version)) throw new HttpError(400, 'bad_version', `invalid version ${JSON.stringify(version)}: expected x.y.z`);
   return version;
 }

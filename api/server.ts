@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import express from 'express';
@@ -28,6 +28,13 @@ export interface ApiDeps {
   /** Lets the gateway tell a deployment workflow that its canary breached. */
   temporal?: Client;
 }
+
+/**
+ * Slow clients (slowloris: headers or a body trickled) are cut off. Node's defaults wait 60 s for the
+ * headers and 5 min for a whole request, checked every 30 s. A request is its headers and body: the
+ * streams that follow it (SSE from /mcp or /api/events/stream) are not limited.
+ */
+const SLOW_CLIENT_LIMITS = { headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 };
 
 /** A 403 in the API's error shape. */
 function forbidApi(res: express.Response, message: string): void {
@@ -90,7 +97,7 @@ export async function startApi(input: ApiDeps): Promise<ApiHandle> {
   const traffic = createTrafficGateway(deps);
   const app = createApp(deps, traffic);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(api.port, api.host, () => resolve(s));
+    const s = createServer(SLOW_CLIENT_LIMITS, app).listen(api.port, api.host, () => resolve(s));
     s.once('error', reject);
   });
   const { port } = server.address() as AddressInfo;
