@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { childEnv } from '../core/child-env.ts';
 import { loadManifest, PORT_ENV, type Manifest } from '../core/manifest.ts';
 import type { ProcessSpec } from './process-group.ts';
+import { bridgeFlags } from './stdio-bridge-flags.ts';
 
 export const BRIDGE_PATH = '/mcp';
 export const BRIDGE_MAIN = fileURLToPath(new URL('./stdio-bridge-main.ts', import.meta.url));
@@ -35,7 +36,7 @@ export function launchFor(manifest: Manifest, dir: string, port: number): Launch
   return {
     transport: 'stdio',
     command: process.execPath,
-    args: ['--import', TSX_LOADER, BRIDGE_MAIN, '--port', String(port), '--cwd', dir, '--', manifest.start.command, ...manifest.start.args],
+    args: ['--import', TSX_LOADER, BRIDGE_MAIN, '--port', String(port), '--cwd', dir, ...bridgeFlags(manifest.stdio), '--', manifest.start.command, ...manifest.start.args],
     cwd: dir,
     env,
     url: `http://127.0.0.1:${port}${BRIDGE_PATH}`,
