@@ -77,11 +77,24 @@ export class ServiceWatcher {
     return this.#ready;
   }
 
+  /**
+   * Paths of a service seen since its last check whose debounce is still running (sorted); [] when
+   * no change is waiting. Lets a caller act while a change is pending instead of guessing how long
+   * the file events take to arrive.
+   */
+  pending(service: string): string[] {
+    const state = this.#services.get(service);
+    return state?.timer ? [...state.pending].sort() : [];
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#abortStart?.();
-    for (const state of this.#services.values()) clearTimeout(state.timer);
+    for (const state of this.#services.values()) {
+      clearTimeout(state.timer);
+      state.timer = undefined;
+    }
     await this.#watcher?.close();
     await this.#ready.catch(() => undefined);
     while (this.#tasks.size > 0) await Promise.all([...this.#tasks]);

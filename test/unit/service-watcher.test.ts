@@ -110,20 +110,26 @@ test('a save gives one change with the tree hash and the changed paths', async (
   }
 });
 
-test('five quick saves within the debounce give exactly one change, with the newest content', async () => {
+test('five quick saves within the debounce give exactly one change, covering them all, with the newest content', async () => {
   const root = await makeRoot({ calc: { 'index.ts': 'v0' } });
-  // A wider window than elsewhere: the saves must land inside it even on a busy machine.
-  const h = await start(root, { debounceMs: 400 });
+  // A wide window, and each save is awaited until the watcher has seen it, not timed: the next
+  // save follows as soon as the previous one is pending, however slow the machine.
+  const h = await start(root, { debounceMs: 1000 });
   try {
+    const saved: string[] = [];
     for (let i = 1; i <= 5; i++) {
-      await put(root, 'calc/index.ts', `v${i}`);
-      await sleep(10);
+      const file = i === 5 ? 'index.ts' : `part${i}.ts`;
+      await put(root, `calc/${file}`, `v${i}`);
+      saved.push(file);
+      await waitFor(`save ${i} to be pending`, () => h.watcher.pending('calc').includes(file));
+      assert.equal(h.changes.length, 1, `save ${i} did not end the debounce of the ones before it`);
     }
     await waitFor('the change', () => h.changes.length === 2);
-    await sleep(400 * 3);
-    assert.equal(h.changes.length, 2);
+    assert.deepEqual(h.watcher.pending('calc'), []);
     assert.equal(h.changes[1]!.hash, await hashOf(root, 'calc'));
-    assert.deepEqual(h.changes[1]!.changedPaths, ['index.ts']);
+    assert.deepEqual(h.changes[1]!.changedPaths, saved.sort());
+    await sleep(2 * 1000);
+    assert.equal(h.changes.length, 2);
   } finally {
     await h.watcher.close();
   }
@@ -273,10 +279,12 @@ test('a folder whose name is not a service name is skipped with a warning', asyn
 
 test('close() cancels pending changes: no callback after it', async () => {
   const root = await makeRoot({ calc: { 'index.ts': 'a' } });
-  const h = await start(root);
+  // A debounce long enough that the change is surely still pending when close() is called.
+  const h = await start(root, { debounceMs: 1000 });
   await put(root, 'calc/index.ts', 'b');
-  await sleep(20);
+  await waitFor('the save to be pending', () => h.watcher.pending('calc').includes('index.ts'));
   await h.watcher.close();
-  await sleep(QUIET);
+  assert.deepEqual(h.watcher.pending('calc'), []);
+  await sleep(2 * 1000);
   assert.equal(h.changes.length, 1);
 });
