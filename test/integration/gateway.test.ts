@@ -655,7 +655,7 @@ describe('streaming', GUARD, () => {
     assert.ok(C.recorder.ends.some((e) => e.ctx.service === 'blackhole' && e.outcome.timedOut));
   });
 
-  test('a stateless upstream (no session id): every request is routed by weight', async () => {
+  test('a stateless upstream (no session id): each client keeps one version, clients spread by weight', async () => {
     const [s1, s2] = await Promise.all([startStateless('1.0.0'), startStateless('2.0.0')]);
     cleanups.push(s1.close, s2.close);
     await addInstance('stateless', '1.0.0', 'stateless-1', s1.url);
@@ -663,9 +663,17 @@ describe('streaming', GUARD, () => {
     await setRouting('stateless', { weights: { '1.0.0': 50, '2.0.0': 50 }, pulled: [] });
     const conn = await connect(A.url('stateless'));
     assert.equal(conn.sessionId, undefined);
+    // Requests no session pins go by client key (docs/protocol.md): one client, one version.
+    const mine = new Set<string>();
+    for (let i = 0; i < 10; i++) mine.add(text(await conn.client.callTool({ name: 'whoami' })));
+    assert.equal(mine.size, 1);
     const versions = new Set<string>();
-    // Both versions answer 40 calls with probability 1 - 2^-39.
-    for (let i = 0; i < 40; i++) versions.add(text(await conn.client.callTool({ name: 'whoami' })));
+    for (let i = 0; i < 40; i++) {
+      const call = { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'whoami', arguments: {} } };
+      const res = await post(A.url('stateless'), call, { 'x-mcpship-client': `client-${i}`, 'mcp-protocol-version': '2025-11-25' });
+      versions.add(res.headers.get('x-mcpship-version') ?? '');
+      await res.body?.cancel();
+    }
     assert.deepEqual(versions, new Set(['1.0.0', '2.0.0']));
     assert.ok(A.recorder.messages.some((m) => m.ctx.service === 'stateless' && m.transport === 'json' && m.direction === 'server_to_client'));
     await disconnect(conn);
