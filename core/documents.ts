@@ -110,6 +110,11 @@ export interface RoutingDoc {
   weightList?: { version: string; weight: number }[];
   /** Circuit-breaker thresholds of this service (core/health.ts BreakerThresholds), set by its rollout. */
   breaker?: Record<string, number>;
+  /**
+   * The rollout's step interval (manifest rollout.intervalSec), set with `breaker`: while more than
+   * one version is routable the gateway caps results' ttlMs to it (api/gateway/cache-hints.ts).
+   */
+  stepIntervalMs?: number;
   /** Versions whose sessions must be refused (404) on their next request. */
   pulled: string[];
   updatedAt: Date;

@@ -25,9 +25,12 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
 } from '../../core/routing.ts';
+import { CACHEABLE_METHODS, TtlCapper } from './cache-hints.ts';
+import { clientKey, CLIENT_HEADER } from './client-key.ts';
 import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
 import { jsonArrayItems } from './json-text.ts';
-import { ResponseTap } from './response-tap.ts';
+import { protocolFacts } from './protocol-generation.ts';
+import { DEFAULT_TAP_MAX_BYTES, ResponseTap } from './response-tap.ts';
 import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
 import { corsHeaders, securityGuard } from './security.ts';
 import { SessionTable, type SessionTableOptions } from './session-table.ts';
@@ -74,6 +77,15 @@ interface Exchange {
   opensSession: boolean;
   /** The request belonged to a session the table knew. */
   sessionBound: boolean;
+  /**
+   * A stream the server holds open for notifications — a GET, or a 2026 `subscriptions/listen` —
+   * rather than a request: no idle timeout once it answered, and its length is no latency.
+   */
+  channel: boolean;
+  /** While more than one version is routable: the cap on ttlMs of the answers to `cacheableIds`. */
+  ttlCapMs?: number;
+  cacheableIds: Set<JsonRpcId>;
+  capper?: TtlCapper;
   proxyReq?: ClientRequest;
   proxyRes?: IncomingMessage;
   tap?: ResponseTap;
@@ -90,6 +102,17 @@ function header(req: IncomingMessage, name: string): string | undefined {
   const one = Array.isArray(value) ? value[0] : value;
   const trimmed = one?.trim();
   return trimmed ? trimmed : undefined;
+}
+
+/** `{ [name]: value }` when value is defined, else nothing: for optional properties. */
+function optional<K extends string, V>(name: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [name]: value }) as { [P in K]?: V };
+}
+
+/** The revision an initialize asks for (the response's negotiated one replaces it). */
+function requestedRevision(messages: readonly JsonRpcMessage[], initialize: boolean): string | undefined {
+  const asked = initialize ? (messages[0]?.params as { protocolVersion?: unknown } | undefined)?.protocolVersion : undefined;
+  return typeof asked === 'string' ? asked : undefined;
 }
 
 function adminTokenOk(expected: string | undefined, given: string | undefined): boolean {
@@ -147,7 +170,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     clearTimeout(ex.timer);
     if (!observer) return;
     // A GET that became a stream is the session's channel, not a request: its length is no latency.
-    if (ex.method === 'GET' && !ex.noResponse && !ex.timedOut && ex.proxyRes && ex.proxyRes.statusCode === 200) return;
+    if (ex.channel && !ex.noResponse && !ex.timedOut && ex.proxyRes && ex.proxyRes.statusCode === 200) return;
     // The client left before the instance answered: neither a success nor the version's failure.
     if (!ex.proxyRes && !ex.noResponse && !ex.timedOut) return;
     const httpStatus = ex.noResponse ? 0 : ex.timedOut && !ex.proxyRes ? res.statusCode : (ex.proxyRes?.statusCode ?? res.statusCode);
@@ -193,8 +216,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
   };
 
   const armTimer = (ex: Exchange, res: ServerResponse) => {
-    if (ex.method === 'GET') return;
     clearTimeout(ex.timer);
+    // A channel's silence is the server having nothing to say; only its first answer is awaited.
+    if (ex.method === 'GET' || (ex.channel && ex.proxyRes)) return;
     ex.timer = setTimeout(() => onTimeout(ex, res), timeoutMs);
   };
 
@@ -222,6 +246,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       res.setHeader(name, value);
     }
     res.setHeader('x-mcpship-version', ex.ctx.version);
+    // A capped body may differ in length; it goes out chunked.
+    if (ex.capper) res.removeHeader('content-length');
     for (const [name, value] of Object.entries(corsHeaders(req.headers.origin))) res.setHeader(name, value);
     if (ex.tap?.transport === 'sse') {
       // no-transform keeps compression (middleware or proxies in front) from holding events back;
@@ -265,12 +291,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
     ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
-      if (initId !== undefined && msg.id === initId && ex.ctx.sessionId) {
+      if (initId !== undefined && msg.id === initId) {
         const negotiated = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-        if (typeof negotiated === 'string') sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
+        if (typeof negotiated === 'string') {
+          ex.ctx.protocolRevision = negotiated;
+          if (ex.ctx.sessionId) sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
+        }
       }
       if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
     });
+    if (ex.tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
+      ex.capper = new TtlCapper({ transport: ex.tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
+    }
     writeHead(ex, proxyRes, req, res);
     proxyRes.on('data', (chunk: Buffer) => {
       armTimer(ex, res);
@@ -284,7 +316,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     proxyRes.on('error', () => {
       if (!ex.timedOut && !res.writableEnded) res.destroy();
     });
-    proxyRes.pipe(res);
+    if (ex.capper) {
+      // The tap reads what the instance sent (capture keeps the server's own words); the client gets the capped copy.
+      ex.capper.on('error', () => res.destroy());
+      proxyRes.pipe(ex.capper).pipe(res);
+    } else proxyRes.pipe(res);
   };
 
   const onProxyError = (err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse | unknown) => {
@@ -389,12 +425,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return sendRpcError(res, 403, jsonRpcError(SERVER_ERROR, 'Forbidden: X-Mcpship-Version needs X-Mcpship-Admin-Token'));
     }
     const protocolVersion = header(req, 'mcp-protocol-version');
+    const protocol = protocolFacts(protocolVersion, messages);
+    const key = clientKey({
+      ...optional('clientHeader', header(req, CLIENT_HEADER)),
+      ...optional('authorization', header(req, 'authorization')),
+      messages,
+      ...optional('remoteAddress', req.ip ?? req.socket.remoteAddress),
+    });
+    if (!key.ok) return sendRpcError(res, 400, jsonRpcError(INVALID_REQUEST, `Invalid Request: ${key.error}`, !batch ? (classified[0]?.id ?? null) : null));
     const facts: RequestFacts = {
       service,
       method,
       ...(sessionId !== undefined ? { sessionId } : {}),
       ...(forcedVersion !== undefined ? { forcedVersion } : {}),
       ...(protocolVersion !== undefined ? { protocolVersion } : {}),
+      generation: protocol.generation,
+      clientKey: key.key,
       initialize: !batch && classified[0]?.initialize === true,
       batch,
       rpcId: !batch ? (classified[0]?.id ?? null) : null,
@@ -418,6 +464,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
         version: decision.version,
         instanceId: decision.instance.instanceId,
         ...(decision.session ? { sessionId: decision.session.sessionId } : {}),
+        ...optional('protocolRevision', protocol.revision ?? decision.session?.protocolVersion ?? requestedRevision(messages, facts.initialize)),
+        generation: protocol.generation,
+        clientKey: key.key,
         startedAt: res.locals.mcpshipStartedAt as number,
       },
       method,
@@ -428,6 +477,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       batch,
       opensSession: decision.opensSession,
       sessionBound: decision.session !== undefined,
+      channel: method === 'GET' || (!batch && classified[0]?.method === 'subscriptions/listen'),
+      ...optional('ttlCapMs', decision.ttlCapMs),
+      cacheableIds: new Set(requestIds(classified.filter((c) => c.method !== undefined && CACHEABLE_METHODS.has(c.method)))),
       clientMessagesSent: false,
       timedOut: false,
       noResponse: false,

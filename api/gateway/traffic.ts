@@ -13,6 +13,18 @@ export interface ExchangeContext {
   version: string;
   instanceId: string;
   sessionId?: string;
+  /**
+   * The MCP protocol revision of the exchange when known: the one the request names (`_meta` or
+   * MCP-Protocol-Version), else the one its session negotiated (docs/protocol.md).
+   */
+  protocolRevision?: string;
+  /** 'stateless' (2026-07-28 on: no session) or 'session' (the revisions negotiated in initialize). */
+  generation?: 'session' | 'stateless';
+  /**
+   * Who asked, for routing without a session (api/gateway/client-key.ts): `client:<X-Mcpship-Client>`,
+   * or a hash prefixed `cred:`, `info:` or `addr:`. Never a raw credential.
+   */
+  clientKey?: string;
   /** performance.now() when the gateway received the request. */
   startedAt: number;
 }

@@ -30,6 +30,21 @@ describe('SseParser', () => {
     assert.deepEqual(p.push(enc('\n')), [{ event: 'message', data: 'x' }]);
   });
 
+  test('bounded: an over-long event (or a line that never ends) is skipped and counted; the next event parses', () => {
+    for (const chunkSize of [1, 7, 64, 10_000]) {
+      const p = new SseParser(100);
+      const long = `data: ${'x'.repeat(150)}\r\ndata: more\r\n\r\n`;
+      const endless = `data: ${'y'.repeat(500)}`;
+      const text = `data: a\n\n${long}data: b\n\n${endless}\n\ndata: c\n\n`;
+      const bytes = enc(text);
+      const events = [];
+      for (let i = 0; i < bytes.length; i += chunkSize) events.push(...p.push(bytes.subarray(i, i + chunkSize)));
+      events.push(...p.end());
+      assert.deepEqual(events.map((e) => e.data), ['a', 'b', 'c'], `chunks of ${chunkSize}`);
+      assert.equal(p.skipped, 2, `chunks of ${chunkSize}`);
+    }
+  });
+
   test('an unfinished event at the end is dropped', () => {
     const p = new SseParser();
     p.push(enc('data: half'));
