@@ -2,17 +2,19 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config.ts';
-import type { AnalysisResult, PreparedDeployment } from '../core/deployment.ts';
+import type { AnalysisResult, BreachNotice, PreparedDeployment } from '../core/deployment.ts';
 import type { EventStore } from '../core/events.ts';
-import { resolveThresholds } from '../core/health.ts';
+import { analyseStep, resolveThresholds } from '../core/health.ts';
 import { loadManifest, type RolloutSettings } from '../core/manifest.ts';
 import type { Store } from '../core/mongo.ts';
-import { readRouting, setRouting } from '../core/routing-store.ts';
+import { readRouting, setRouting, updateRouting } from '../core/routing-store.ts';
 import { McpService } from '../core/search-attributes.ts';
-import { readHealth } from '../api/gateway/metrics.ts';
+import { readCounts } from '../api/gateway/metrics.ts';
 import { readyInstances, setPool, stopPool } from '../runner/desired-state.ts';
 
 const POLL_MS = 250;
+/** Readiness timeouts (config runner.readyTimeoutMs) a pool gets, restarts included, before the deployment gives up. */
+const READY_TIMEOUTS = 4;
 
 export function deploymentActivities(deps: { config: Config; store: Store; events: EventStore; temporal?: Client }) {
   const { store, events } = deps;
@@ -26,8 +28,14 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
       if (!dir) throw ApplicationFailure.nonRetryable(`${service}@${version} has no files to run`, 'NotFound');
       const settings = (await loadManifest(dir)).rollout;
       resolveThresholds(settings.breaker);
-      const routing = await readRouting(store, service);
-      await store.routing.updateOne({ service }, { $set: { breaker: settings.breaker as Record<string, number> }, $setOnInsert: { service, weights: {}, pulled: [], updatedAt: new Date() } }, { upsert: true });
+      // Through the compare-and-set path like every routing write: FerretDB's updates rewrite the
+      // whole document, so a plain $set here could undo a concurrent weight change. A deployment
+      // of a version that was pulled (rolled back before) is the one thing that un-pulls it.
+      const routing = await updateRouting(store, service, () => ({
+        breaker: settings.breaker as Record<string, number>,
+        stepIntervalMs: Math.round(settings.intervalSec * 1000),
+        unpull: [version],
+      }));
       return { dir, settings, ...(routing.stable && routing.stable !== version ? { previous: routing.stable } : {}) };
     },
 
@@ -59,13 +67,25 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
       await setPool(store, { service, version, dir, instances });
     },
 
-    /** Waits, heartbeating, until the version has `instances` ready instances. */
+    /**
+     * Waits, heartbeating, until the version has `instances` ready instances. A pool that is not
+     * ready within READY_TIMEOUTS of the runner's readiness timeout never will be (the runner keeps
+     * restarting what fails): that is a non-retryable failure, and the deployment ends FAILED.
+     */
     async awaitInstancesReady(service: string, version: string, instances: number): Promise<number> {
+      const deadline = Date.now() + READY_TIMEOUTS * deps.config.runner.readyTimeoutMs;
       for (;;) {
         const ready = await readyInstances(store, service, version);
         if (ready.length >= instances) return ready.length;
-        const failed = await store.instances.countDocuments({ service, version, state: 'failed' });
-        Context.current().heartbeat({ ready: ready.length, failed });
+        const failed = await store.instances.find({ service, version, state: 'failed' }, { projection: { lastError: 1 } }).toArray();
+        if (Date.now() > deadline) {
+          const why = failed.find((f) => f.lastError)?.lastError;
+          throw ApplicationFailure.nonRetryable(
+            `${service}@${version}: ${ready.length} of ${instances} instances ready after ${Math.round((READY_TIMEOUTS * deps.config.runner.readyTimeoutMs) / 1000)} s (${failed.length} failed${why ? `: ${why}` : ''})`,
+            'InstancesNotReady',
+          );
+        }
+        Context.current().heartbeat({ ready: ready.length, failed: failed.length });
         await Context.current().sleep(POLL_MS);
       }
     },
@@ -74,9 +94,13 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
       await stopPool(store, service, version);
     },
 
-    /** Sets the weights of new sessions (and pulls versions) and records which versions are active and canary. */
-    async setWeights(service: string, stable: string, weights: Record<string, number>, pull: string[] = []): Promise<void> {
-      await setRouting(store, service, { stable, weights, pull });
+    /**
+     * Sets the weights of new sessions and records which versions are active and canary. Versions
+     * in `pull` are pulled; a pulled version (by the breaker, or an earlier rollback) stays pulled
+     * whatever its weight, unless named in `unpull`: a deployment un-pulls its own version once, at its start.
+     */
+    async setWeights(service: string, stable: string, weights: Record<string, number>, pull: string[] = [], unpull: string[] = []): Promise<void> {
+      await setRouting(store, service, { stable, weights, pull, unpull });
       const canary = Object.entries(weights).find(([v, w]) => v !== stable && w > 0)?.[0];
       await store.services.updateOne(
         { name: service },
@@ -88,24 +112,39 @@ export function deploymentActivities(deps: { config: Config; store: Store; event
       await events.append({ service, version: canary ?? stable, kind: 'WEIGHTS_SET', status: 'info', details: { stable, weights: Object.entries(weights).map(([version, weight]) => ({ version, weight })), pulled: pull } });
     },
 
-    /** Judges a version's health since a step began, from the gateway's metrics in MongoDB. */
+    /**
+     * The breaker's verdict as MongoDB holds it: the version pulled from routing (by any gateway's
+     * breaker), with the reasons of its last BREAKER_OPEN. The workflow asks at each step, so a
+     * breach signal that never arrived still ends the canary.
+     */
+    async checkBreach(service: string, version: string): Promise<BreachNotice | null> {
+      const routing = await readRouting(store, service);
+      if (!routing.pulled.includes(version)) return null;
+      const [open] = await store.events.find({ service, version, kind: 'BREAKER_OPEN' }).sort({ seq: -1 }).limit(1).toArray();
+      const reasons = (open?.details as { reasons?: string[] } | undefined)?.reasons;
+      return { reasons: reasons?.length ? reasons : [`${version} was pulled from routing`], at: (open?.time ?? new Date()).toISOString() };
+    },
+
+    /**
+     * Judges a version's work requests since a step began, from the gateway's metrics in MongoDB,
+     * against the stable version's over the same span (core/health.ts analyseStep).
+     */
     async analyseVersion(service: string, version: string, sinceMs: number, analysis: RolloutSettings['analysis']): Promise<AnalysisResult> {
-      const health = await readHealth(store, service, version, sinceMs);
-      const inconclusive = health.requests < analysis.minRequests;
-      const breaches: string[] = [];
-      if (health.successRate !== null && health.successRate < analysis.minSuccessRate) {
-        breaches.push(`success rate ${(health.successRate * 100).toFixed(1)}% < ${(analysis.minSuccessRate * 100).toFixed(1)}% (${health.failures}/${health.requests} failed)`);
-      }
-      if (health.p99Ms !== null && health.p99Ms > analysis.maxP99Ms) breaches.push(`p99 latency ${Math.round(health.p99Ms)} ms > ${analysis.maxP99Ms} ms`);
-      const reasons = inconclusive ? [`${health.requests} requests, fewer than the ${analysis.minRequests} needed to judge`, ...breaches] : breaches;
+      const until = Date.now();
+      const { stable } = await readRouting(store, service);
+      const [counts, baseline] = await Promise.all([
+        readCounts(store, service, version, sinceMs, until),
+        stable && stable !== version ? readCounts(store, service, stable, sinceMs, until) : undefined,
+      ]);
+      const verdict = analyseStep(counts, baseline, analysis);
       return {
-        healthy: inconclusive ? !analysis.requireTraffic && breaches.length === 0 : breaches.length === 0,
-        inconclusive,
-        reasons,
-        requests: health.requests,
-        successRate: health.successRate,
-        p99Ms: health.p99Ms,
-        at: new Date().toISOString(),
+        healthy: verdict.healthy,
+        inconclusive: verdict.inconclusive,
+        reasons: verdict.reasons,
+        requests: verdict.stats.requests,
+        successRate: verdict.stats.successRate,
+        p99Ms: verdict.stats.p99Ms,
+        at: new Date(until).toISOString(),
       };
     },
   };

@@ -117,7 +117,17 @@ export interface RoutingDoc {
   stepIntervalMs?: number;
   /** Versions whose sessions must be refused (404) on their next request. */
   pulled: string[];
+  /** The routingRevisions entry this document is a copy of (core/routing-store.ts). */
+  rev?: number;
   updatedAt: Date;
+}
+
+/**
+ * One routing change, claimed by inserting its number: unique per service, so of two writers that
+ * read the same revision only one lands (core/routing-store.ts). The newest is the routing.
+ */
+export interface RoutingRevisionDoc extends RoutingDoc {
+  rev: number;
 }
 
 /** A gateway session pinned to a version; shared so that any gateway routes it the same way. */

@@ -86,9 +86,32 @@ export function isHttpFailure(httpStatus: number): boolean {
   return httpStatus === 0 || httpStatus >= 500;
 }
 
+/** The version gave no proper answer at all: nothing, a 5xx, or nothing in time. */
+export function isUnanswered(r: ExchangeResult): boolean {
+  return r.timedOut || isHttpFailure(r.httpStatus);
+}
+
 /** An exchange fails if any part of it did; one exchange counts once in the error rate. */
 export function isFailedExchange(r: ExchangeResult): boolean {
-  return r.timedOut || isHttpFailure(r.httpStatus) || r.rpcErrors > 0 || r.toolErrors > 0;
+  return isUnanswered(r) || r.rpcErrors > 0 || r.toolErrors > 0;
+}
+
+/**
+ * The MCP methods that make a server do work for a client. Their outcomes are what a version is
+ * judged by: an `initialize`, a list or a notification succeeds on almost any build, so counting
+ * them as successes would hide a version whose every tool call fails (docs/health.md).
+ */
+export const WORK_METHODS: ReadonlySet<string> = new Set(['tools/call', 'resources/read', 'prompts/get', 'completion/complete']);
+
+/**
+ * Whether an exchange counts toward its version's health, given the JSON-RPC methods the client's
+ * requests in it carried. A 4xx is the client's doing and never counts. Work requests count either
+ * way; anything else counts only when the version left it unanswered (no response, 5xx, timeout),
+ * which is the version's fault whatever was asked.
+ */
+export function countsForHealth(methods: readonly string[] | undefined, r: ExchangeResult): boolean {
+  if (!r.timedOut && r.httpStatus >= 400 && r.httpStatus < 500) return false;
+  return isUnanswered(r) || (methods ?? []).some((m) => WORK_METHODS.has(m));
 }
 
 /** Additive counters of a set of exchanges: the shape of MetricBucketDoc's numbers. */
@@ -96,6 +119,8 @@ export interface HealthCounts {
   requests: number;
   /** Exchanges with at least one failure of any kind. */
   failures: number;
+  /** Exchanges the version left unanswered (isUnanswered): no response, a 5xx or a timeout. */
+  unanswered: number;
   httpErrors: number;
   rpcErrors: number;
   toolErrors: number;
@@ -105,12 +130,13 @@ export interface HealthCounts {
 }
 
 export function emptyCounts(): HealthCounts {
-  return { requests: 0, failures: 0, httpErrors: 0, rpcErrors: 0, toolErrors: 0, timeouts: 0, latencyHist: emptyHistogram(), latencySumMs: 0 };
+  return { requests: 0, failures: 0, unanswered: 0, httpErrors: 0, rpcErrors: 0, toolErrors: 0, timeouts: 0, latencyHist: emptyHistogram(), latencySumMs: 0 };
 }
 
 export function addExchange(counts: HealthCounts, r: ExchangeResult): HealthCounts {
   counts.requests += 1;
   if (isFailedExchange(r)) counts.failures += 1;
+  if (isUnanswered(r)) counts.unanswered += 1;
   if (isHttpFailure(r.httpStatus)) counts.httpErrors += 1;
   counts.rpcErrors += Math.max(0, r.rpcErrors);
   counts.toolErrors += Math.max(0, r.toolErrors);
@@ -122,8 +148,8 @@ export function addExchange(counts: HealthCounts, r: ExchangeResult): HealthCoun
 }
 
 /**
- * Adds `from` into `into`. `failures` may be missing from documents written before it existed;
- * then the per-kind counts bound it from above, the safe side for a health check.
+ * Adds `from` into `into`. `failures` and `unanswered` may be missing from documents written
+ * before they existed; then the per-kind counts bound them from above, the safe side for a health check.
  */
 export function mergeCounts(into: HealthCounts, from: Partial<HealthCounts>): HealthCounts {
   const requests = from.requests ?? 0;
@@ -133,6 +159,7 @@ export function mergeCounts(into: HealthCounts, from: Partial<HealthCounts>): He
   const timeouts = from.timeouts ?? 0;
   into.requests += requests;
   into.failures += from.failures ?? Math.min(requests, httpErrors + rpcErrors + toolErrors + timeouts);
+  into.unanswered += from.unanswered ?? Math.min(requests, httpErrors + timeouts);
   into.httpErrors += httpErrors;
   into.rpcErrors += rpcErrors;
   into.toolErrors += toolErrors;
@@ -155,6 +182,7 @@ export function errorRate(counts: HealthCounts): number | null {
 export interface HealthStats {
   requests: number;
   failures: number;
+  unanswered: number;
   httpErrors: number;
   rpcErrors: number;
   toolErrors: number;
@@ -171,6 +199,7 @@ export function summarize(counts: HealthCounts): HealthStats {
   return {
     requests: counts.requests,
     failures: counts.failures,
+    unanswered: counts.unanswered,
     httpErrors: counts.httpErrors,
     rpcErrors: counts.rpcErrors,
     toolErrors: counts.toolErrors,
@@ -233,17 +262,83 @@ export class RollingWindow {
   }
 }
 
+/** One client's share of a version's counted exchanges. */
+export interface ClientTally {
+  requests: number;
+  failures: number;
+}
+
+/** Clients beyond this many in one slot are tallied together: memory stays bounded under a flood of keys. */
+export const MAX_CLIENTS_PER_SLOT = 10_000;
+const OTHER_CLIENTS = '\u0000others';
+
+/**
+ * Requests and failures per client over the last few seconds, in fixed slots like RollingWindow:
+ * what tells "one client's errors" from "the version's errors".
+ */
+export class ClientWindow {
+  private readonly slots: { index: number; tallies: Map<string, ClientTally> }[];
+
+  constructor(
+    readonly bucketMs = 1_000,
+    readonly capacityMs = MAX_WINDOW_MS,
+  ) {
+    if (!(bucketMs > 0) || !(capacityMs >= bucketMs)) throw new RangeError('ClientWindow needs 0 < bucketMs <= capacityMs');
+    this.slots = Array.from({ length: Math.ceil(capacityMs / bucketMs) + 1 }, () => ({ index: -1, tallies: new Map() }));
+  }
+
+  record(now: number, client: string, failed: boolean): void {
+    const index = Math.floor(now / this.bucketMs);
+    const slot = this.slots[index % this.slots.length]!;
+    if (slot.index !== index) {
+      slot.index = index;
+      slot.tallies = new Map();
+    }
+    const key = slot.tallies.has(client) || slot.tallies.size < MAX_CLIENTS_PER_SLOT ? client : OTHER_CLIENTS;
+    const tally = slot.tallies.get(key) ?? { requests: 0, failures: 0 };
+    tally.requests += 1;
+    if (failed) tally.failures += 1;
+    slot.tallies.set(key, tally);
+  }
+
+  /** Per client, the slots that overlap (now - spanMs, now], as RollingWindow.snapshot counts them. */
+  snapshot(now: number, spanMs = this.capacityMs): ClientTally[] {
+    const newest = Math.floor(now / this.bucketMs);
+    const oldest = Math.floor((now - Math.min(spanMs, this.capacityMs)) / this.bucketMs);
+    const merged = new Map<string, ClientTally>();
+    for (const slot of this.slots) {
+      if (slot.index < oldest || slot.index > newest) continue;
+      for (const [client, t] of slot.tallies) {
+        const into = merged.get(client) ?? { requests: 0, failures: 0 };
+        into.requests += t.requests;
+        into.failures += t.failures;
+        merged.set(client, into);
+      }
+    }
+    return [...merged.values()];
+  }
+
+  reset(): void {
+    for (const slot of this.slots) {
+      slot.index = -1;
+      slot.tallies = new Map();
+    }
+  }
+}
+
 /** When a version counts as unhealthy; configurable per service. */
 export interface BreakerThresholds {
-  /** Highest tolerated share of failed exchanges (0..1). */
+  /** Highest tolerated share of failed exchanges (0..1), above the stable version's own share for a canary. */
   maxErrorRate: number;
   maxP99Ms: number;
-  /** Fewer exchanges than this in the window prove nothing either way. */
+  /** Fewer counted exchanges than this in the window prove nothing either way. */
   minRequests: number;
   /** The span the rates are computed over, at most MAX_WINDOW_MS. */
   windowMs: number;
-  /** How long a tripped breaker stays open before it lets one probe through. */
+  /** How long a tripped breaker stays open before it lets a probe through. */
   cooldownMs: number;
+  /** Successful work requests in a row that close a half-open breaker. */
+  halfOpenSuccesses: number;
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<BreakerThresholds> = Object.freeze({
@@ -252,6 +347,7 @@ export const DEFAULT_THRESHOLDS: Readonly<BreakerThresholds> = Object.freeze({
   minRequests: 10,
   windowMs: 10_000,
   cooldownMs: 5_000,
+  halfOpenSuccesses: 3,
 });
 
 /** Defaults overlaid with `partial`; throws RangeError on a value that cannot be meant. */
@@ -266,40 +362,96 @@ export function resolveThresholds(partial: Partial<BreakerThresholds> = {}, base
   if (!(Number.isInteger(t.minRequests) && t.minRequests >= 1)) throw bad(`minRequests must be an integer >= 1, got ${t.minRequests}`);
   if (!(t.windowMs > 0 && t.windowMs <= MAX_WINDOW_MS)) throw bad(`windowMs must be within 1..${MAX_WINDOW_MS}, got ${t.windowMs}`);
   if (!(t.cooldownMs >= 0)) throw bad(`cooldownMs must be >= 0, got ${t.cooldownMs}`);
+  if (!(Number.isInteger(t.halfOpenSuccesses) && t.halfOpenSuccesses >= 1)) throw bad(`halfOpenSuccesses must be an integer >= 1, got ${t.halfOpenSuccesses}`);
   return t;
+}
+
+/** What a version is judged on, all over the same window. */
+export interface HealthEvidence {
+  /** The version's counted exchanges (countsForHealth). */
+  counts: HealthCounts;
+  /** The same exchanges per client; when given, a breach must not hinge on one client. */
+  clients?: readonly ClientTally[];
+  /** The stable version's counted exchanges, when the version judged is a canary beside it. */
+  baseline?: HealthCounts;
 }
 
 export interface HealthVerdict {
   healthy: boolean;
+  /** Enough counted exchanges to judge at all (thresholds.minRequests). */
+  judged: boolean;
+  /**
+   * The breach is the version leaving requests unanswered (no response, 5xx, timeouts), not
+   * tool-level errors or slowness: only then is refusing requests better than passing them on.
+   */
+  unanswered: boolean;
   /** Why it is unhealthy, one line per breached threshold; empty when healthy. */
   reasons: string[];
   stats: HealthStats;
 }
 
+const rateOf = (failures: number, requests: number) => (requests === 0 ? 0 : failures / requests);
+
 /**
- * Judges counters (or a rolling window at `now`, over thresholds.windowMs) against thresholds.
- * Too little traffic is healthy: a breaker must not trip on two unlucky requests.
+ * Judges a version (docs/health.md). Too few counted exchanges is healthy: a breaker must not trip
+ * on two unlucky requests (the deployment analysis calls that inconclusive, never healthy).
+ * - Error rate: a canary is judged on the errors it adds to the stable version's rate over the
+ *   same window (a tool that fails everywhere is not the canary's fault); without a baseline of
+ *   minRequests, on its own rate.
+ * - With per-client tallies, the breach must hold without the client with the most failures too,
+ *   so that one client sending bad arguments cannot trip a version.
+ * - p99 latency: breached unless the stable version is as slow over the same window.
  */
-export function evaluateHealth(source: HealthCounts | RollingWindow, thresholds: Partial<BreakerThresholds> = {}, now?: number): HealthVerdict {
+export function evaluateHealth(evidence: HealthCounts | HealthEvidence, thresholds: Partial<BreakerThresholds> = {}): HealthVerdict {
   const t = resolveThresholds(thresholds);
-  let counts: HealthCounts;
-  if (source instanceof RollingWindow) {
-    if (now === undefined) throw new TypeError('evaluateHealth over a RollingWindow needs `now`');
-    counts = source.snapshot(now, t.windowMs);
-  } else {
-    counts = source;
-  }
+  const { counts, clients, baseline } = 'counts' in evidence ? evidence : { counts: evidence, clients: undefined, baseline: undefined };
   const stats = summarize(counts);
   const reasons: string[] = [];
-  if (stats.requests >= t.minRequests) {
-    if (stats.errorRate !== null && stats.errorRate > t.maxErrorRate) {
-      reasons.push(`error rate ${pct(stats.errorRate)} > ${pct(t.maxErrorRate)} (${stats.failures}/${stats.requests} failed)`);
+  const judged = counts.requests >= t.minRequests;
+  const base = baseline && baseline.requests >= t.minRequests ? baseline : undefined;
+  const baseRate = base ? rateOf(base.failures, base.requests) : 0;
+  let unanswered = false;
+  if (judged) {
+    const errorRate = rateOf(counts.failures, counts.requests);
+    let errorBreach = errorRate - baseRate > t.maxErrorRate;
+    if (errorBreach && clients) {
+      const worst = clients.reduce<ClientTally>((w, c) => (c.failures > w.failures ? c : w), { requests: 0, failures: 0 });
+      const rest = counts.requests - worst.requests;
+      // Half the evidence is enough without that client: it takes two clients to trip, not 2 × minRequests.
+      errorBreach = rest >= Math.ceil(t.minRequests / 2) && rateOf(counts.failures - worst.failures, rest) - baseRate > t.maxErrorRate;
     }
-    if (stats.p99Ms !== null && stats.p99Ms > t.maxP99Ms) {
+    if (errorBreach) {
+      const over = base ? `${pct(t.maxErrorRate)} above the stable version's ${pct(baseRate)}` : pct(t.maxErrorRate);
+      reasons.push(`error rate ${pct(errorRate)} > ${over} (${counts.failures}/${counts.requests} failed)`);
+      unanswered = rateOf(counts.unanswered, counts.requests) - (base ? rateOf(base.unanswered, base.requests) : 0) > t.maxErrorRate;
+    }
+    const baseP99 = base ? percentile(base.latencyHist, 0.99) : null;
+    if (stats.p99Ms !== null && stats.p99Ms > t.maxP99Ms && !(baseP99 !== null && baseP99 > t.maxP99Ms)) {
       reasons.push(`p99 latency ${Math.round(stats.p99Ms)} ms > ${t.maxP99Ms} ms`);
     }
   }
-  return { healthy: reasons.length === 0, reasons, stats };
+  return { healthy: reasons.length === 0, judged, unanswered, reasons, stats };
+}
+
+/** How a canary step's analysis is configured (the manifest's rollout.analysis). */
+export interface AnalysisThresholds {
+  minRequests: number;
+  minSuccessRate: number;
+  maxP99Ms: number;
+}
+
+/**
+ * A deployment step's analysis over MongoDB's counters: the breaker's rules with the step's own
+ * thresholds. Fewer counted exchanges than minRequests (at least one) is inconclusive, and an
+ * inconclusive analysis is never healthy: no work requests is no evidence.
+ */
+export function analyseStep(canary: HealthCounts, baseline: HealthCounts | undefined, a: AnalysisThresholds): { healthy: boolean; inconclusive: boolean; reasons: string[]; stats: HealthStats } {
+  const minRequests = Math.max(1, a.minRequests);
+  const verdict = evaluateHealth(baseline ? { counts: canary, baseline } : canary, { maxErrorRate: 1 - a.minSuccessRate, maxP99Ms: a.maxP99Ms, minRequests });
+  if (!verdict.judged) {
+    return { healthy: false, inconclusive: true, reasons: [`${canary.requests} work requests, fewer than the ${minRequests} needed to judge`], stats: verdict.stats };
+  }
+  return { healthy: verdict.healthy, inconclusive: false, reasons: verdict.reasons, stats: verdict.stats };
 }
 
 function pct(x: number): string {

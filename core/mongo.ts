@@ -1,5 +1,5 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
-import type { EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, ServiceDoc, SessionDoc, VersionDoc } from './documents.ts';
+import type { EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, VersionDoc } from './documents.ts';
 
 /** Typed handles on mcpship's collections; every module reaches MongoDB through these. */
 export interface Store {
@@ -11,6 +11,7 @@ export interface Store {
   pools: Collection<PoolDoc>;
   instances: Collection<InstanceDoc>;
   routing: Collection<RoutingDoc>;
+  routingRevisions: Collection<RoutingRevisionDoc>;
   sessions: Collection<SessionDoc>;
   metrics: Collection<MetricBucketDoc>;
   messages: Collection<MessageDoc>;
@@ -24,6 +25,7 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
   pools: [{ key: { service: 1, version: 1 }, unique: true }],
   instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }],
   routing: [{ key: { service: 1 }, unique: true }],
+  routingRevisions: [{ key: { service: 1, rev: 1 }, unique: true }],
   // The single-field time indexes serve retention (core/retention.ts).
   sessions: [{ key: { sessionId: 1 }, unique: true }, { key: { service: 1, version: 1 } }, { key: { lastSeenAt: 1 } }],
   metrics: [{ key: { service: 1, version: 1, gatewayId: 1, bucketStart: 1 }, unique: true }, { key: { service: 1, bucketStart: 1 } }, { key: { bucketStart: 1 } }],
@@ -49,6 +51,7 @@ export async function connectStore(uri: string, database: string): Promise<Store
     pools: db.collection<PoolDoc>('pools'),
     instances: db.collection<InstanceDoc>('instances'),
     routing: db.collection<RoutingDoc>('routing'),
+    routingRevisions: db.collection<RoutingRevisionDoc>('routingRevisions'),
     sessions: db.collection<SessionDoc>('sessions'),
     metrics: db.collection<MetricBucketDoc>('metrics'),
     messages: db.collection<MessageDoc>('messages'),

@@ -1,9 +1,13 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
+  isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,27 +36,47 @@ const acts = proxyActivities<Activities>({
 const waits = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: '10 seconds',
-  retry: { maximumAttempts: 3 },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InstancesNotReady'] },
 });
+/** Undoing must happen however long MongoDB is away: no attempt limit, backoff capped. */
+const compensate = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumInterval: '30 seconds', nonRetryableErrorTypes: ['NotFound', 'IllegalTransition'] },
+});
+
+/** Patch of the breach checks read from MongoDB, the saga and cancelling the readiness wait. */
+export const BREACH_CHECKS_AND_SAGA = 'breach-checks-and-saga';
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
 
 const ENDED: DeploymentStage[] = ['ACTIVE', 'ROLLED_BACK', 'ABORTED', 'FAILED'];
 
 /**
  * Rolls one version out (id `deploy/<service>/<version>`): its instances started and ready, then
  * canary weights stepped up, each step held and its health analysed, then promoted, the previous
- * version archived and stopped. A failed analysis or the gateway's breaker rolls back; promote,
- * pause, resume, abort and set-weight are Updates, refused with a reason when they make no sense.
+ * version archived and stopped. A failed analysis or the gateway's breaker rolls back, up to the
+ * moment of promotion; promote, pause, resume, abort and set-weight are Updates, refused with a
+ * reason when they make no sense. Whatever fails on the way (an activity out of retries, a pool
+ * that never gets ready) ends the deployment FAILED after its saga ran: weights back to the stable
+ * version, the candidate's pool stopped, its state marked.
  */
 export async function deploymentWorkflow(input: DeploymentInput): Promise<DeploymentState> {
   const { service, version } = input;
   const ids = { workflowId: workflowInfo().workflowId, runId: workflowInfo().runId };
   const state: DeploymentState = { service, version, mode: input.mode, stage: 'PREPARING', weight: 0, stepIndex: -1, steps: [], paused: false, failedChecks: 0 };
+  // Runs recorded before these checks replay without them (test/histories).
+  const v2 = patched(BREACH_CHECKS_AND_SAGA);
   let breach: BreachNotice | undefined;
   // Set by signal handlers between awaits; a function keeps TypeScript from narrowing it away.
   const breached = (): BreachNotice | undefined => breach;
   let abortReason: string | undefined;
   let promoteNow = false;
   let manualWeight: number | undefined;
+  /** The saga: what to undo, newest last, should the deployment fail. */
+  const undo: (() => Promise<unknown>)[] = [];
 
   const event = (kind: string, status: 'info' | 'running' | 'ok' | 'failed', details: Record<string, unknown> = {}) =>
     recordEvent({ service, version, kind, status, details: { stage: state.stage, weight: state.weight, ...details }, ...ids });
@@ -97,23 +121,42 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
 
   const interrupted = () => breach !== undefined || abortReason !== undefined;
 
-  async function route(weight: number, previous: string | undefined): Promise<void> {
+  let previous: string | undefined;
+  let restoreQueued = false;
+
+  async function route(weight: number): Promise<void> {
+    if (v2 && previous && !restoreQueued) {
+      // Once, before the first weight: should anything fail from here on, stable gets everything back.
+      restoreQueued = true;
+      const stable = previous;
+      undo.push(() => compensate.setWeights(service, stable, { [stable]: 100, [version]: 0 }, [version]));
+    }
     state.weight = weight;
     if (!previous || weight >= 100) await acts.setWeights(service, version, { [version]: 100, ...(previous ? { [previous]: 0 } : {}) }, []);
     else await acts.setWeights(service, previous, { [previous]: 100 - weight, [version]: weight }, []);
   }
 
   /** Back to the previous version at once; the new one marked and stopped. */
-  async function rollBack(to: 'ROLLED_BACK' | 'ABORTED', reason: string, previous: string | undefined): Promise<DeploymentState> {
+  async function rollBack(to: 'ROLLED_BACK' | 'ABORTED', reason: string): Promise<DeploymentState> {
     setStage('ROLLING_BACK');
     state.reason = reason;
     if (previous) await acts.setWeights(service, previous, { [previous]: 100, [version]: 0 }, [version]);
     state.weight = 0;
     await acts.transitionVersion(service, version, to, reason);
     await acts.stopVersionPool(service, version);
+    undo.length = 0;
     setStage(to);
     await event(to === 'ROLLED_BACK' ? 'ROLLBACK_COMPLETE' : 'DEPLOYMENT_ABORTED', 'failed', { reason, restored: previous ?? null });
     return state;
+  }
+
+  /**
+   * The breaker's verdict: its signal, else (the signal may never have arrived) the pull that
+   * every gateway's breaker writes to MongoDB.
+   */
+  async function breachNow(): Promise<BreachNotice | undefined> {
+    breach ??= (await acts.checkBreach(service, version)) ?? undefined;
+    return breach;
   }
 
   /** Holds a step for its interval, paused time not counted, or until something interrupts it. */
@@ -131,57 +174,112 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     }
   }
 
-  setStage('PREPARING');
-  await acts.supersedeOtherDeployments(service, ids.workflowId);
-  const prepared = await acts.prepareDeployment(service, version);
-  const { settings, previous } = prepared;
-  if (previous) state.previous = previous;
-  const fast = input.mode === 'rollback' && settings.fastRollback;
-  state.steps = fast || !previous ? [100] : settings.steps;
-  await event('DEPLOYMENT_STARTED', 'running', { mode: input.mode, previous: previous ?? null, steps: state.steps, reason: input.reason ?? null });
-
-  setStage('STARTING');
-  await acts.startVersionPool(service, version, prepared.dir, settings.instances);
-  await waits.awaitInstancesReady(service, version, settings.instances);
-  if (abortReason) return rollBack('ABORTED', abortReason, previous);
-  // With nothing active there is nothing to compare against: the version goes straight to 100%.
-  if (previous) await acts.transitionVersion(service, version, 'CANARY', input.reason);
-
-  setStage('CANARY');
-  for (let i = 0; i < state.steps.length; i++) {
-    state.stepIndex = i;
-    const weight = manualWeight ?? state.steps[i]!;
-    manualWeight = undefined;
-    if (weight >= 100 || promoteNow) break;
-    await route(weight, previous);
-    const stepStartedMs = Date.now();
-    await event('CANARY_STEP', 'running', { step: i + 1, of: state.steps.length, weight, holdSec: settings.intervalSec });
-    await hold(settings.intervalSec * 1000);
-    if (breach) return rollBack('ROLLED_BACK', `circuit breaker: ${breach.reasons.join('; ')}`, previous);
-    if (abortReason) return rollBack('ABORTED', abortReason, previous);
-    if (manualWeight !== undefined) {
-      i--;
-      continue;
+  /** Waits for the pool; a supersede or abort meanwhile cancels the wait. */
+  async function awaitReady(instances: number): Promise<void> {
+    if (!v2) {
+      await waits.awaitInstancesReady(service, version, instances);
+      return;
     }
-    if (promoteNow) break;
-    const analysis = await acts.analyseVersion(service, version, stepStartedMs, settings.analysis);
-    state.lastAnalysis = analysis;
-    await event('ANALYSIS', analysis.healthy ? 'ok' : 'failed', { ...analysis });
-    if (!analysis.healthy && ++state.failedChecks > settings.analysis.maxFailedChecks) {
-      return rollBack('ROLLED_BACK', `analysis failed: ${analysis.reasons.join('; ')}`, previous);
+    const scope = new CancellationScope();
+    const ready = scope.run(() => waits.awaitInstancesReady(service, version, instances));
+    await Promise.race([ready.then(() => undefined, () => undefined), condition(() => abortReason !== undefined)]);
+    if (abortReason === undefined) {
+      await ready;
+      return;
     }
-    const late = breached();
-    if (late) return rollBack('ROLLED_BACK', `circuit breaker: ${late.reasons.join('; ')}`, previous);
+    scope.cancel();
+    await ready.catch((err: unknown) => {
+      if (!isCancellation(err)) throw err;
+    });
   }
 
-  setStage('PROMOTING');
-  await route(100, previous);
-  await acts.transitionVersion(service, version, 'ACTIVE', promoteNow ? 'promoted by request' : input.reason);
-  if (previous) {
-    await acts.archiveVersion(service, previous, `replaced by ${version}`);
-    await acts.stopVersionPool(service, previous);
+  async function rollOut(): Promise<DeploymentState> {
+    setStage('PREPARING');
+    await acts.supersedeOtherDeployments(service, ids.workflowId);
+    const prepared = await acts.prepareDeployment(service, version);
+    const { settings } = prepared;
+    previous = prepared.previous;
+    if (previous) state.previous = previous;
+    const fast = input.mode === 'rollback' && settings.fastRollback;
+    state.steps = fast || !previous ? [100] : settings.steps;
+    await event('DEPLOYMENT_STARTED', 'running', { mode: input.mode, previous: previous ?? null, steps: state.steps, reason: input.reason ?? null });
+
+    setStage('STARTING');
+    await acts.startVersionPool(service, version, prepared.dir, settings.instances);
+    if (v2) undo.push(() => compensate.stopVersionPool(service, version));
+    await awaitReady(settings.instances);
+    if (abortReason) return rollBack('ABORTED', abortReason);
+    // With nothing active there is nothing to compare against: the version goes straight to 100%.
+    if (previous) {
+      await acts.transitionVersion(service, version, 'CANARY', input.reason);
+      if (v2) undo.push(() => compensate.transitionVersion(service, version, 'ABORTED', 'the deployment failed'));
+    }
+
+    setStage('CANARY');
+    for (let i = 0; i < state.steps.length; i++) {
+      state.stepIndex = i;
+      const weight = manualWeight ?? state.steps[i]!;
+      manualWeight = undefined;
+      if (weight >= 100 || promoteNow) break;
+      await route(weight);
+      const stepStartedMs = Date.now();
+      await event('CANARY_STEP', 'running', { step: i + 1, of: state.steps.length, weight, holdSec: settings.intervalSec });
+      await hold(settings.intervalSec * 1000);
+      if (breach) return rollBack('ROLLED_BACK', `circuit breaker: ${breach.reasons.join('; ')}`);
+      if (abortReason) return rollBack('ABORTED', abortReason);
+      if (manualWeight !== undefined) {
+        i--;
+        continue;
+      }
+      if (promoteNow) break;
+      const pulled = v2 ? await breachNow() : undefined;
+      if (pulled) return rollBack('ROLLED_BACK', `circuit breaker: ${pulled.reasons.join('; ')}`);
+      const analysis = await acts.analyseVersion(service, version, stepStartedMs, settings.analysis);
+      state.lastAnalysis = analysis;
+      // Without requireTraffic a step with too few work requests is not judged: neither a pass nor a failed check.
+      const unjudged = v2 && analysis.inconclusive && !settings.analysis.requireTraffic;
+      await event('ANALYSIS', analysis.healthy ? 'ok' : unjudged ? 'info' : 'failed', { ...analysis });
+      if (!analysis.healthy && !unjudged && ++state.failedChecks > settings.analysis.maxFailedChecks) {
+        return rollBack('ROLLED_BACK', `analysis failed: ${analysis.reasons.join('; ')}`);
+      }
+      const late = breached();
+      if (late) return rollBack('ROLLED_BACK', `circuit breaker: ${late.reasons.join('; ')}`);
+    }
+
+    setStage('PROMOTING');
+    // A breach after the last analysis still rolls back: before the weight change, and after it
+    // (the breaker judged the canary's traffic up to then). Once ACTIVE, the version is the stable one.
+    const before = v2 && previous ? await breachNow() : undefined;
+    if (before) return rollBack('ROLLED_BACK', `circuit breaker: ${before.reasons.join('; ')}`);
+    await route(100);
+    const after = v2 && previous ? await breachNow() : undefined;
+    if (after) return rollBack('ROLLED_BACK', `circuit breaker: ${after.reasons.join('; ')}`);
+    await acts.transitionVersion(service, version, 'ACTIVE', promoteNow ? 'promoted by request' : input.reason);
+    undo.length = 0;
+    if (previous) {
+      await acts.archiveVersion(service, previous, `replaced by ${version}`);
+      await acts.stopVersionPool(service, previous);
+    }
+    setStage('ACTIVE');
+    await event('PROMOTED', 'ok', { previous: previous ?? null });
+    return state;
   }
-  setStage('ACTIVE');
-  await event('PROMOTED', 'ok', { previous: previous ?? null });
-  return state;
+
+  try {
+    return await rollOut();
+  } catch (err) {
+    if (!v2) throw err;
+    // The saga, run to the end even when the workflow is being cancelled.
+    const reason = `deployment failed: ${failureMessage(err)}`;
+    await CancellationScope.nonCancellable(async () => {
+      for (const step of undo.reverse()) await step();
+      undo.length = 0;
+      state.weight = 0;
+      state.reason = reason;
+      setStage('FAILED');
+      await event('DEPLOYMENT_FAILED', 'failed', { reason, restored: previous ?? null });
+    });
+    if (isCancellation(err)) throw err;
+    return state;
+  }
 }

@@ -1,15 +1,43 @@
 /**
- * Circuit breaker per (service, version). It judges the version's rolling window on every
- * recorded exchange, so a breach trips it within that call, not on the next timer tick.
- * closed → open (breach) → half-open (after cooldown: one probe) → closed (probe ok) or open again.
+ * Circuit breaker per (service, version), a traffic observer of its own. It judges the version's
+ * rolling window on every counted exchange, so a breach trips it within that call, not on the next
+ * timer tick. The rules and their reasons are in docs/health.md; in short:
+ * - only work requests count (and anything the version leaves unanswered), never a client's 4xx;
+ * - a canary is judged on the errors it adds to the stable version's rate over the same window;
+ * - a breach must hold without the client with the most failures;
+ * - the stable version never opens for tool-level errors or slowness: that is an alert (onAlert),
+ *   since there is nothing better to send its clients to;
+ * - closed → open (breach) → half-open (after cooldown: probes) → closed after
+ *   halfOpenSuccesses successful work requests, or open again on a failed one.
  */
 import { performance } from 'node:perf_hooks';
-import { evaluateHealth, isFailedExchange, resolveThresholds, type BreakerThresholds, type HealthStats, type RollingWindow } from '../../core/health.ts';
-import type { ExchangeRecorded } from './metrics.ts';
+import {
+  ClientWindow,
+  countsForHealth,
+  evaluateHealth,
+  isFailedExchange,
+  isUnanswered,
+  resolveThresholds,
+  RollingWindow,
+  type BreakerThresholds,
+  type HealthStats,
+} from '../../core/health.ts';
+import type { ExchangeContext, ExchangeOutcome, TrafficObserver } from './traffic.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export interface TripEvent {
+  service: string;
+  version: string;
+  reasons: string[];
+  stats: HealthStats;
+  /** The version leaves requests unanswered: with nowhere else to go, refusing beats waiting. */
+  unanswered: boolean;
+  at: Date;
+}
+
+/** The stable version breaches on tool-level errors or latency: it keeps serving, people are told. */
+export interface AlertEvent {
   service: string;
   version: string;
   reasons: string[];
@@ -31,9 +59,13 @@ export interface BreakerStatus {
   version: string;
   state: BreakerState;
   reasons: string[];
+  /** Open because the version leaves requests unanswered (see failFast). */
+  failFast: boolean;
   stats?: HealthStats;
   /** When it last opened, as a Date. */
   openedAt?: Date;
+  /** The last alert while it stayed closed (stable version), if any. */
+  alert?: { reasons: string[]; at: Date };
 }
 
 export interface CircuitBreakerOptions {
@@ -41,35 +73,59 @@ export interface CircuitBreakerOptions {
   defaults?: Partial<BreakerThresholds>;
   /** Monotonic ms, the clock of ExchangeContext.startedAt (performance.now). */
   clock?: () => number;
+  /** Slot size of the rolling windows. */
+  windowBucketMs?: number;
 }
 
 interface Entry {
   service: string;
   version: string;
   state: BreakerState;
+  window: RollingWindow;
+  clients: ClientWindow;
   openedAt: number;
   openedAtDate?: Date;
-  /** When the half-open probe was let through; undefined while none is out. */
+  unanswered: boolean;
+  /** When it turned half-open: exchanges that began earlier are stragglers and prove nothing. */
+  halfOpenAt: number;
+  /** When the last probe was let through; undefined while none is out. */
   probeAt?: number;
+  successes: number;
   reasons: string[];
   stats?: HealthStats;
+  alert?: { reasons: string[]; at: Date; atMs: number };
 }
 
 type Listener<T> = (event: T) => void;
 
 const keyOf = (service: string, version: string) => `${service}\u0000${version}`;
 
-export class CircuitBreaker {
+/**
+ * Who a client is, for the per-client rule: a name it gives (X-Mcpship-Client) or its credential
+ * when it has one, else its session, else its address (api/gateway/client-key.ts). Sessions come
+ * before the address because every client of one host shares that.
+ */
+export function breakerClient(ctx: ExchangeContext): string {
+  const key = ctx.clientKey;
+  if (key !== undefined && (key.startsWith('client:') || key.startsWith('cred:'))) return key;
+  return ctx.sessionId !== undefined ? `session:${ctx.sessionId}` : (key ?? 'unknown');
+}
+
+export class CircuitBreaker implements TrafficObserver {
   private readonly entries = new Map<string, Entry>();
   private readonly perService = new Map<string, BreakerThresholds>();
+  private readonly stable = new Map<string, string>();
   private readonly defaults: BreakerThresholds;
   private readonly clock: () => number;
+  private readonly windowBucketMs: number;
   private readonly tripListeners = new Set<Listener<TripEvent>>();
+  private readonly alertListeners = new Set<Listener<AlertEvent>>();
   private readonly changeListeners = new Set<Listener<BreakerStateChange>>();
 
   constructor(opts: CircuitBreakerOptions = {}) {
     this.defaults = resolveThresholds(opts.defaults);
     this.clock = opts.clock ?? (() => performance.now());
+    this.windowBucketMs = opts.windowBucketMs ?? 1_000;
   }
 
   /** Sets a service's thresholds: `partial` over the defaults, replacing earlier overrides. */
@@ -83,27 +139,46 @@ export class CircuitBreaker {
     return this.perService.get(service) ?? this.defaults;
   }
 
-  /** Feed: subscribe with `recorder.onExchange((e) => breaker.observe(e))`. */
-  observe(e: ExchangeRecorded): void {
-    const entry = this.entry(e.service, e.version);
+  /** The service's stable version (its routing's `stable`): the baseline canaries are judged against. */
+  setStable(service: string, version: string | undefined): void {
+    if (version === undefined) this.stable.delete(service);
+    else this.stable.set(service, version);
+  }
+
+  // Errors arrive already summed in the exchange's outcome; nothing to do per message.
+  message(): void {}
+
+  exchangeEnd(ctx: ExchangeContext, outcome: ExchangeOutcome): void {
+    const entry = this.entry(ctx.service, ctx.version);
+    const counted = countsForHealth(ctx.methods, outcome);
+    const failed = isFailedExchange(outcome);
+    const now = this.clock();
+    if (counted) {
+      entry.window.record(now, outcome);
+      entry.clients.record(now, breakerClient(ctx), failed);
+    }
     const state = this.advance(entry);
     if (state === 'closed') {
-      const verdict = evaluateHealth(e.window, this.thresholds(e.service), e.now);
-      if (!verdict.healthy) this.open(entry, verdict.reasons, verdict.stats, true);
+      if (counted) this.judge(entry, now);
       return;
     }
-    // Open: stragglers that were in flight when it tripped prove nothing. Half-open: only the
-    // probe's own exchange decides, not one that started before it was let through.
-    if (state === 'open' || entry.probeAt === undefined || e.ctx.startedAt < entry.probeAt) return;
-    if (isFailedExchange(e.outcome)) {
-      const why = e.outcome.timedOut ? 'timed out' : e.outcome.httpStatus === 0 || e.outcome.httpStatus >= 500 ? `HTTP ${e.outcome.httpStatus}` : 'error in the response';
-      this.open(entry, [`half-open probe failed (${why})`], entry.stats, false);
-    } else {
-      // The failures that tripped it are still in the window; judged again, they would re-trip it.
-      e.window.reset();
-      this.change(entry, 'closed', ['half-open probe succeeded']);
-      entry.probeAt = undefined;
+    // Open: stragglers that were in flight when it tripped prove nothing. Half-open: only
+    // exchanges that began after it turned half-open decide.
+    if (state === 'open' || ctx.startedAt < entry.halfOpenAt) return;
+    entry.probeAt = undefined;
+    // An initialize or a list proves nothing either way; the next request may probe.
+    if (!counted) return;
+    if (failed) {
+      const why = outcome.timedOut ? 'timed out' : isUnanswered(outcome) ? `HTTP ${outcome.httpStatus}` : 'error in the response';
+      this.open(entry, [`half-open probe failed (${why})`], entry.stats, entry.unanswered || isUnanswered(outcome), false);
+      return;
     }
+    entry.successes += 1;
+    if (entry.successes < this.thresholds(ctx.service).halfOpenSuccesses) return;
+    // The failures that tripped it are still in the window; judged again, they would re-trip it.
+    entry.window.reset();
+    entry.clients.reset();
+    this.change(entry, 'closed', [`${entry.successes} work requests succeeded while half-open`]);
   }
 
   state(service: string, version: string): BreakerState {
@@ -117,8 +192,18 @@ export class CircuitBreaker {
   }
 
   /**
-   * May a request go to this version now? Closed: yes. Open: no. Half-open: yes for exactly one
-   * probe; if the probe's exchange never ends, another is allowed after a further cooldown.
+   * Whether refusing requests beats passing them on when the version is the last one routable:
+   * only when it leaves them unanswered. Tool-level errors are the version's answer, and the
+   * client is better served by it than by a 503 from the gateway.
+   */
+  failFast(service: string, version: string): boolean {
+    const entry = this.entries.get(keyOf(service, version));
+    return entry !== undefined && this.advance(entry) !== 'closed' && entry.unanswered;
+  }
+
+  /**
+   * May a request go to this version now? Closed: yes. Open: no. Half-open: one probe at a time;
+   * a probe whose exchange never ends lets another through after a further cooldown.
    */
   allowRequest(service: string, version: string): boolean {
     const entry = this.entries.get(keyOf(service, version));
@@ -138,42 +223,87 @@ export class CircuitBreaker {
     return () => this.tripListeners.delete(listener);
   }
 
+  /** Called when the stable version breaches without opening; again at most once per cooldown. */
+  onAlert(listener: Listener<AlertEvent>): () => void {
+    this.alertListeners.add(listener);
+    return () => this.alertListeners.delete(listener);
+  }
+
   onStateChange(listener: Listener<BreakerStateChange>): () => void {
     this.changeListeners.add(listener);
     return () => this.changeListeners.delete(listener);
   }
 
-  /**
-   * Closes the breaker by hand (a version deployed afresh). Pass the version's window
-   * (recorder.window(service, version)) so that its old failures do not trip it again at once.
-   */
-  reset(service: string, version: string, window?: RollingWindow): void {
-    window?.reset();
+  /** Closes the breaker by hand (a version deployed afresh) and forgets its window. */
+  reset(service: string, version: string): void {
     const entry = this.entries.get(keyOf(service, version));
-    if (!entry || entry.state === 'closed') return;
+    if (!entry) return;
+    entry.window.reset();
+    entry.clients.reset();
+    if (entry.state === 'closed') return;
     entry.probeAt = undefined;
     this.change(entry, 'closed', ['reset']);
   }
 
-  /** Every breaker that has ever left closed, or of one service. */
+  /** Every version this breaker has seen traffic of, or those of one service. */
   list(service?: string): BreakerStatus[] {
     return [...this.entries.values()]
       .filter((e) => service === undefined || e.service === service)
-      .map((e) => ({
-        service: e.service,
-        version: e.version,
-        state: this.advance(e),
-        reasons: e.reasons,
-        ...(e.stats ? { stats: e.stats } : {}),
-        ...(e.openedAtDate ? { openedAt: e.openedAtDate } : {}),
-      }));
+      .map((e) => {
+        const state = this.advance(e);
+        return {
+          service: e.service,
+          version: e.version,
+          state,
+          reasons: e.reasons,
+          failFast: state !== 'closed' && e.unanswered,
+          ...(e.stats ? { stats: e.stats } : {}),
+          ...(e.openedAtDate ? { openedAt: e.openedAtDate } : {}),
+          ...(e.alert ? { alert: { reasons: e.alert.reasons, at: e.alert.at } } : {}),
+        };
+      });
+  }
+
+  private judge(entry: Entry, now: number): void {
+    const t = this.thresholds(entry.service);
+    const stable = this.stable.get(entry.service);
+    const isStable = stable === entry.version;
+    const baselineEntry = stable !== undefined && !isStable ? this.entries.get(keyOf(entry.service, stable)) : undefined;
+    const verdict = evaluateHealth(
+      {
+        counts: entry.window.snapshot(now, t.windowMs),
+        clients: entry.clients.snapshot(now, t.windowMs),
+        ...(baselineEntry ? { baseline: baselineEntry.window.snapshot(now, t.windowMs) } : {}),
+      },
+      t,
+    );
+    if (verdict.healthy) return;
+    if (!isStable || verdict.unanswered) {
+      this.open(entry, verdict.reasons, verdict.stats, verdict.unanswered, true);
+      return;
+    }
+    if (entry.alert && now - entry.alert.atMs < t.cooldownMs) return;
+    const at = new Date();
+    entry.alert = { reasons: verdict.reasons, at, atMs: now };
+    this.emit(this.alertListeners, { service: entry.service, version: entry.version, reasons: verdict.reasons, stats: verdict.stats, at });
   }
 
   private entry(service: string, version: string): Entry {
     const key = keyOf(service, version);
     let entry = this.entries.get(key);
     if (!entry) {
-      entry = { service, version, state: 'closed', openedAt: 0, reasons: [] };
+      entry = {
+        service,
+        version,
+        state: 'closed',
+        window: new RollingWindow(this.windowBucketMs),
+        clients: new ClientWindow(this.windowBucketMs),
+        openedAt: 0,
+        unanswered: false,
+        halfOpenAt: 0,
+        successes: 0,
+        reasons: [],
+      };
       this.entries.set(key, entry);
     }
     return entry;
@@ -183,27 +313,33 @@ export class CircuitBreaker {
   private advance(entry: Entry): BreakerState {
     if (entry.state === 'open' && this.clock() - entry.openedAt >= this.thresholds(entry.service).cooldownMs) {
       entry.probeAt = undefined;
+      entry.successes = 0;
+      entry.halfOpenAt = this.clock();
       this.change(entry, 'half-open', entry.reasons);
     }
     return entry.state;
   }
 
-  private open(entry: Entry, reasons: string[], stats: HealthStats | undefined, trip: boolean): void {
+  private open(entry: Entry, reasons: string[], stats: HealthStats | undefined, unanswered: boolean, trip: boolean): void {
     entry.openedAt = this.clock();
     entry.openedAtDate = new Date();
     entry.probeAt = undefined;
     entry.reasons = reasons;
+    entry.unanswered = unanswered;
     if (stats) entry.stats = stats;
     this.change(entry, 'open', reasons);
     if (trip && stats) {
-      this.emit(this.tripListeners, { service: entry.service, version: entry.version, reasons, stats, at: entry.openedAtDate });
+      this.emit(this.tripListeners, { service: entry.service, version: entry.version, reasons, stats, unanswered, at: entry.openedAtDate });
     }
   }
 
   private change(entry: Entry, to: BreakerState, reasons: string[]): void {
     const from = entry.state;
     entry.state = to;
-    if (to === 'closed') entry.reasons = [];
+    if (to === 'closed') {
+      entry.reasons = [];
+      entry.unanswered = false;
+    }
     this.emit(this.changeListeners, { service: entry.service, version: entry.version, from, to, reasons, at: new Date() });
   }
 

@@ -464,6 +464,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         version: decision.version,
         instanceId: decision.instance.instanceId,
         ...(decision.session ? { sessionId: decision.session.sessionId } : {}),
+        methods: classified.flatMap((c) => (c.kind === 'request' && c.method !== undefined ? [c.method] : [])),
         ...optional('protocolRevision', protocol.revision ?? decision.session?.protocolVersion ?? requestedRevision(messages, facts.initialize)),
         generation: protocol.generation,
         clientKey: key.key,

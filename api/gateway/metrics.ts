@@ -1,38 +1,24 @@
 /**
- * Health monitors per version: every exchange lands in an in-memory rolling window (what the
- * breaker judges, within the same call) and in a 10 s time bucket that is written to MongoDB
- * off the hot path (what the API, the dashboard and the deployment workflow read).
+ * Health monitors per version: every exchange that counts for health (core/health.ts
+ * countsForHealth: work requests, and anything left unanswered) lands in a 10 s time bucket that
+ * is written to MongoDB off the hot path (what the API, the dashboard and the deployment workflow
+ * read). The circuit breaker keeps its own in-memory windows (breaker.ts).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { AnyBulkWriteOperation } from 'mongodb';
 import type { MetricBucketDoc } from '../../core/documents.ts';
-import { addExchange, emptyCounts, mergeCounts, RollingWindow, summarize, type HealthCounts, type HealthStats } from '../../core/health.ts';
+import { addExchange, countsForHealth, emptyCounts, mergeCounts, summarize, type HealthCounts, type HealthStats } from '../../core/health.ts';
 import type { Store } from '../../core/mongo.ts';
 import type { ExchangeContext, ExchangeOutcome, TrafficObserver } from './traffic.ts';
 
-/** What a listener (the circuit breaker) learns, synchronously, after each recorded exchange. */
-export interface ExchangeRecorded {
-  service: string;
-  version: string;
-  ctx: ExchangeContext;
-  outcome: ExchangeOutcome;
-  /** The version's rolling window, already holding this exchange. */
-  window: RollingWindow;
-  /** The recorder's clock reading the exchange was recorded at; the window's time base. */
-  now: number;
-}
-export type ExchangeListener = (e: ExchangeRecorded) => void;
-
 export interface MetricsRecorderOptions {
-  /** Where buckets go; without it the recorder only keeps the rolling windows (breaker only). */
-  store?: Pick<Store, 'metrics'>;
+  /** Where buckets go. */
+  store: Pick<Store, 'metrics'>;
   /** One writer per bucket document: two gateways must never share an id. */
   gatewayId?: string;
   /** Size of the MongoDB time buckets. */
   bucketMs?: number;
-  /** Slot size of the rolling windows. */
-  windowBucketMs?: number;
   /** How often buckets are written; 0 leaves it to flush() calls. */
   flushIntervalMs?: number;
   /** Wall clock in ms (Date.now); buckets are stored by it, so it must be one all gateways share. */
@@ -72,26 +58,22 @@ const keyOf = (...parts: (string | number)[]) => parts.join('\u0000');
 export class MetricsRecorder implements TrafficObserver {
   readonly gatewayId: string;
   private readonly bucketMs: number;
-  private readonly windowBucketMs: number;
   private readonly clock: () => number;
   private readonly maxPendingBuckets: number;
-  private readonly windows = new Map<string, RollingWindow>();
   private readonly pending = new Map<string, PendingBucket>();
-  private readonly listeners = new Set<ExchangeListener>();
   private readonly timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private failing = false;
   /** Buckets given up while MongoDB was away too long; the API shows it so a gap is explained. */
   droppedBuckets = 0;
 
-  constructor(private readonly opts: MetricsRecorderOptions = {}) {
+  constructor(private readonly opts: MetricsRecorderOptions) {
     this.gatewayId = opts.gatewayId ?? `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.bucketMs = opts.bucketMs ?? 10_000;
-    this.windowBucketMs = opts.windowBucketMs ?? 1_000;
     this.clock = opts.clock ?? Date.now;
     this.maxPendingBuckets = opts.maxPendingBuckets ?? 10_000;
     const every = opts.flushIntervalMs ?? 1_000;
-    if (opts.store && every > 0) {
+    if (every > 0) {
       // A failed timed flush keeps its buckets for the next tick; the failure is logged once.
       this.timer = setInterval(() => this.flush().catch(() => undefined), every);
       this.timer.unref();
@@ -103,38 +85,10 @@ export class MetricsRecorder implements TrafficObserver {
 
   exchangeEnd(ctx: ExchangeContext, outcome: ExchangeOutcome): void {
     try {
-      const now = this.clock();
-      const window = this.window(ctx.service, ctx.version);
-      window.record(now, outcome);
-      if (this.opts.store) this.addToBucket(ctx.service, ctx.version, now, outcome);
-      const event: ExchangeRecorded = { service: ctx.service, version: ctx.version, ctx, outcome, window, now };
-      for (const listener of this.listeners) {
-        try {
-          listener(event);
-        } catch (err) {
-          this.opts.log?.warn({ err }, 'exchange listener failed');
-        }
-      }
+      if (countsForHealth(ctx.methods, outcome)) this.addToBucket(ctx.service, ctx.version, this.clock(), outcome);
     } catch {
       // Never let bookkeeping fail a proxied request.
     }
-  }
-
-  /** The rolling window of a version (created empty on first use). */
-  window(service: string, version: string): RollingWindow {
-    const key = keyOf(service, version);
-    let window = this.windows.get(key);
-    if (!window) {
-      window = new RollingWindow(this.windowBucketMs);
-      this.windows.set(key, window);
-    }
-    return window;
-  }
-
-  /** Calls listener after every recorded exchange; returns the unsubscribe function. */
-  onExchange(listener: ExchangeListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
   }
 
   private addToBucket(service: string, version: string, now: number, outcome: ExchangeOutcome): void {
@@ -166,7 +120,6 @@ export class MetricsRecorder implements TrafficObserver {
 
   private async flushOnce(): Promise<void> {
     const store = this.opts.store;
-    if (!store) return;
     const dirty = [...this.pending.values()].filter((b) => b.rev !== b.flushedRev);
     if (dirty.length > 0) {
       const revs = dirty.map((b) => b.rev);
@@ -205,6 +158,7 @@ export class MetricsRecorder implements TrafficObserver {
       bucketMs: this.bucketMs,
       requests: c.requests,
       failures: c.failures,
+      unanswered: c.unanswered,
       httpErrors: c.httpErrors,
       rpcErrors: c.rpcErrors,
       toolErrors: c.toolErrors,
@@ -216,7 +170,6 @@ export class MetricsRecorder implements TrafficObserver {
 
   /** Health of every version of a service from MongoDB (all gateways), for GET /api/health/<service>. */
   health(service: string): Promise<ServiceHealth> {
-    if (!this.opts.store) return Promise.reject(new Error('MetricsRecorder has no store to read health from'));
     return readServiceHealth(this.opts.store, service, this.clock());
   }
 
@@ -240,10 +193,14 @@ async function readBuckets(store: Pick<Store, 'metrics'>, service: string, versi
   return docs.filter((d) => d.bucketStart.getTime() + d.bucketMs > sinceMs);
 }
 
-function versionHealth(service: string, version: string, docs: MetricBucketDoc[], sinceMs: number, untilMs: number): VersionHealth {
+function sum(docs: readonly MetricBucketDoc[]): HealthCounts {
   const counts = emptyCounts();
   for (const d of docs) mergeCounts(counts, d);
-  return { service, version, since: new Date(sinceMs), until: new Date(untilMs), buckets: docs.length, ...summarize(counts) };
+  return counts;
+}
+
+function versionHealth(service: string, version: string, docs: MetricBucketDoc[], sinceMs: number, untilMs: number): VersionHealth {
+  return { service, version, since: new Date(sinceMs), until: new Date(untilMs), buckets: docs.length, ...summarize(sum(docs)) };
 }
 
 /**
@@ -260,6 +217,11 @@ export async function readHealth(
 ): Promise<VersionHealth> {
   const docs = await readBuckets(store, service, version, sinceMs, untilMs);
   return versionHealth(service, version, docs, sinceMs, untilMs);
+}
+
+/** The summed counters behind readHealth, for judging (core/health.ts analyseStep). */
+export async function readCounts(store: Pick<Store, 'metrics'>, service: string, version: string, sinceMs: number, untilMs: number = Date.now()): Promise<HealthCounts> {
+  return sum(await readBuckets(store, service, version, sinceMs, untilMs));
 }
 
 /** Every version of a service over the last minute and the last five minutes before `now`. */

@@ -7,7 +7,7 @@ import { CircuitBreaker } from './breaker.ts';
 import { CaptureWriter } from './capture.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { MetricsRecorder } from './metrics.ts';
-import { onBreach } from './on-breach.ts';
+import { onAlert, onBreach } from './on-breach.ts';
 import { fanOut } from './traffic.ts';
 
 export interface TrafficGateway {
@@ -18,7 +18,7 @@ export interface TrafficGateway {
   close(): Promise<void>;
 }
 
-const THRESHOLDS_REFRESH_MS = 2_000;
+const ROUTING_REFRESH_MS = 2_000;
 
 /** The gateway with its health monitors, circuit breaker and message capture wired together. */
 export function createTrafficGateway(deps: { config: Config; store: Store; events: EventStore; log: Logger; temporal?: Client }): TrafficGateway {
@@ -26,25 +26,29 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
   const log = deps.log.child({ component: 'gateway' });
   const metrics = new MetricsRecorder({ store, log });
   const breaker = new CircuitBreaker();
-  metrics.onExchange((e) => breaker.observe(e));
   const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, { log, events }) : undefined;
-  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, ...(capture ? [capture] : [])), breaker });
+  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, ...(capture ? [capture] : [])), breaker });
 
   const handleBreach = onBreach({ store, events, cache: gateway.cache, log, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   breaker.onTrip((trip) => void handleBreach(trip).catch((err: unknown) => log.error({ err, service: trip.service }, 'breach handling failed')));
+  const handleAlert = onAlert({ events });
+  breaker.onAlert((alert) => void handleAlert(alert).catch((err: unknown) => log.error({ err, service: alert.service }, 'breaker alert not recorded')));
 
-  // Thresholds come with each service's rollout settings, which any process may change.
-  const refreshThresholds = async () => {
-    for (const doc of await store.routing.find({ breaker: { $exists: true } }).toArray()) {
+  // Thresholds come with each service's rollout settings, and the stable version (the baseline a
+  // canary is judged against) with its routing; any process may change either.
+  const refreshRouting = async () => {
+    for (const doc of await store.routing.find({}, { projection: { _id: 0, service: 1, stable: 1, breaker: 1 } }).toArray()) {
+      breaker.setStable(doc.service, doc.stable);
+      if (!doc.breaker) continue;
       try {
-        breaker.setThresholds(doc.service, doc.breaker ?? {});
+        breaker.setThresholds(doc.service, doc.breaker);
       } catch (err) {
         log.warn({ service: doc.service, err: (err as Error).message }, 'invalid breaker thresholds ignored');
       }
     }
   };
-  const timer = setInterval(() => void refreshThresholds().catch(() => {}), THRESHOLDS_REFRESH_MS);
-  void refreshThresholds().catch(() => {});
+  const timer = setInterval(() => void refreshRouting().catch(() => {}), ROUTING_REFRESH_MS);
+  void refreshRouting().catch(() => {});
 
   return {
     gateway,

@@ -25,6 +25,11 @@ export interface ExchangeContext {
    * or a hash prefixed `cred:`, `info:` or `addr:`. Never a raw credential.
    */
   clientKey?: string;
+  /**
+   * The JSON-RPC methods of the client's requests in this exchange (none for a GET, a DELETE or
+   * notifications): whether it did work decides if it counts for health (core/health.ts countsForHealth).
+   */
+  methods?: readonly string[];
   /** performance.now() when the gateway received the request. */
   startedAt: number;
 }

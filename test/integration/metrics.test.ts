@@ -27,8 +27,8 @@ function recorder(gatewayId: string, clock: { t: number }) {
   return new MetricsRecorder({ store, gatewayId, clock: () => clock.t, flushIntervalMs: 0 });
 }
 
-function send(r: MetricsRecorder, service: string, version: string, outcome: ExchangeOutcome, n: number) {
-  for (let i = 0; i < n; i++) r.exchangeEnd({ service, version, instanceId: `${version}-0`, sessionId: `s${i % 3}`, startedAt: 0 }, outcome);
+function send(r: MetricsRecorder, service: string, version: string, outcome: ExchangeOutcome, n: number, methods = ['tools/call']) {
+  for (let i = 0; i < n; i++) r.exchangeEnd({ service, version, instanceId: `${version}-0`, sessionId: `s${i % 3}`, methods, startedAt: 0 }, outcome);
 }
 
 test('exchanges from two gateways become buckets in MongoDB, and health() sums them per version', async () => {
@@ -42,7 +42,8 @@ test('exchanges from two gateways become buckets in MongoDB, and health() sums t
   send(a, 'calc', '1.0.0', { ...OK, httpStatus: 504, timedOut: true, latencyMs: 30_000 }, 2);
   send(b, 'calc', '1.0.0', OK, 10);
   send(b, 'calc', '2.0.0', { ...OK, rpcErrors: 2 }, 4);
-  send(b, 'calc', '2.0.0', { ...OK, httpStatus: 404 }, 1); // the client's fault: a request, not a failure
+  send(b, 'calc', '2.0.0', { ...OK, httpStatus: 404 }, 1); // the client's fault: not counted at all
+  send(b, 'calc', '2.0.0', OK, 20, ['initialize']); // proves nothing about the version: not counted
   send(b, 'other', '1.0.0', OK, 7);
   await Promise.all([a.flush(), b.flush()]);
 
@@ -58,7 +59,7 @@ test('exchanges from two gateways become buckets in MongoDB, and health() sums t
     assert.equal(d.bucketStart.toISOString(), '2030-01-01T00:00:00.000Z');
     assert.equal(d.latencyHist.length, LATENCY_BOUNDS_MS.length + 1);
   }
-  assert.deepEqual(docs.map((d) => `${d.version}/${d.gatewayId}/${d.requests}`).sort(), ['1.0.0/gw-a/50', '1.0.0/gw-b/10', '2.0.0/gw-b/5']);
+  assert.deepEqual(docs.map((d) => `${d.version}/${d.gatewayId}/${d.requests}`).sort(), ['1.0.0/gw-a/50', '1.0.0/gw-b/10', '2.0.0/gw-b/4']);
 
   const health = await a.health('calc');
   assert.equal(health.service, 'calc');
@@ -69,6 +70,7 @@ test('exchanges from two gateways become buckets in MongoDB, and health() sums t
   assert.equal(v1.toolErrors, 5);
   assert.equal(v1.rpcErrors, 3);
   assert.equal(v1.httpErrors, 5);
+  assert.equal(v1.unanswered, 5, 'the 5xx and the timeouts');
   assert.equal(v1.timeouts, 2);
   assert.equal(v1.successRate, 50 / 60);
   assert.equal(v1.errorRate, 10 / 60);
@@ -80,11 +82,11 @@ test('exchanges from two gateways become buckets in MongoDB, and health() sums t
   assert.deepEqual(health.versions['1.0.0']!.last5m, { ...v1, since: health.versions['1.0.0']!.last5m.since });
 
   const v2 = health.versions['2.0.0']!.last60s;
-  assert.equal(v2.requests, 5);
+  assert.equal(v2.requests, 4);
   assert.equal(v2.failures, 4);
   assert.equal(v2.rpcErrors, 8);
   assert.equal(v2.httpErrors, 0);
-  assert.equal(v2.errorRate, 4 / 5);
+  assert.equal(v2.errorRate, 1);
 });
 
 test('the last minute and the last five minutes are told apart; readHealth reads one version since a time', async () => {

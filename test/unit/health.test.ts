@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   addExchange,
+  analyseStep,
+  ClientWindow,
+  countsForHealth,
   addToHistogram,
   countMessageErrors,
   DEFAULT_THRESHOLDS,
@@ -13,6 +16,7 @@ import {
   isFailedExchange,
   LATENCY_BOUNDS_MS,
   latencySlot,
+  MAX_CLIENTS_PER_SLOT,
   mergeCounts,
   mergeHistograms,
   percentile,
@@ -104,6 +108,7 @@ test('counts: one failed exchange counts once in the error rate, each kind in it
   const c = countsOf([ok(5), ok(5), failed({ httpStatus: 500, rpcErrors: 1 }), failed({ toolErrors: 2 }), failed({ timedOut: true, httpStatus: 504, latencyMs: 30_000 })]);
   assert.equal(c.requests, 5);
   assert.equal(c.failures, 3);
+  assert.equal(c.unanswered, 2);
   assert.equal(c.httpErrors, 2);
   assert.equal(c.rpcErrors, 1);
   assert.equal(c.toolErrors, 2);
@@ -125,6 +130,7 @@ test('merging counts adds them; a stored bucket without failures is bounded by i
   assert.equal(m.latencyHist.reduce((x, y) => x + y, 0), 5);
   const legacy = mergeCounts(emptyCounts(), { requests: 4, httpErrors: 1, rpcErrors: 1, toolErrors: 0, timeouts: 0, latencyHist: [], latencySumMs: 0 });
   assert.equal(legacy.failures, 2);
+  assert.equal(legacy.unanswered, 1, 'bounded by the HTTP errors and timeouts');
 });
 
 test('the rolling window keeps the last span of buckets and forgets older ones without a timer', () => {
@@ -147,21 +153,45 @@ test('the rolling window keeps the last span of buckets and forgets older ones w
 });
 
 test('thresholds: defaults, partial overlay, and values that cannot be meant are refused', () => {
-  assert.deepEqual(resolveThresholds(), { maxErrorRate: 0.2, maxP99Ms: 2000, minRequests: 10, windowMs: 10_000, cooldownMs: 5_000 });
+  assert.deepEqual(resolveThresholds(), { maxErrorRate: 0.2, maxP99Ms: 2000, minRequests: 10, windowMs: 10_000, cooldownMs: 5_000, halfOpenSuccesses: 3 });
   assert.deepEqual(resolveThresholds({ maxErrorRate: 0.5 }), { ...DEFAULT_THRESHOLDS, maxErrorRate: 0.5 });
-  assert.throws(() => resolveThresholds({ maxErrorRate: 1.5 }), RangeError);
-  assert.throws(() => resolveThresholds({ minRequests: 0 }), RangeError);
-  assert.throws(() => resolveThresholds({ windowMs: 120_000 }), RangeError);
-  assert.throws(() => resolveThresholds({ maxP99Ms: Number.NaN }), RangeError);
+  assert.throws(() => resolveThresholds({ maxErrorRate: 1.5 }), /maxErrorRate must be within 0\.\.1, got 1\.5/);
+  assert.throws(() => resolveThresholds({ minRequests: 0 }), /minRequests must be an integer >= 1/);
+  assert.throws(() => resolveThresholds({ windowMs: 120_000 }), /windowMs must be within/);
+  assert.throws(() => resolveThresholds({ maxP99Ms: Number.NaN }), /maxP99Ms must be > 0/);
+  assert.throws(() => resolveThresholds({ halfOpenSuccesses: 0 }), /halfOpenSuccesses must be an integer >= 1/);
+});
+
+test('what counts for health: work requests either way, anything left unanswered, never a 4xx', () => {
+  const cases: [string[] | undefined, ExchangeResult, boolean][] = [
+    [['tools/call'], ok(), true],
+    [['resources/read'], failed({ rpcErrors: 1 }), true],
+    [['prompts/get'], ok(), true],
+    [['completion/complete'], ok(), true],
+    [['initialize'], ok(), false],
+    [['tools/list'], failed({ rpcErrors: 1 }), false],
+    [[], failed({ httpStatus: 202 }), false],
+    [undefined, ok(), false],
+    [['initialize'], failed({ httpStatus: 500 }), true],
+    [[], failed({ httpStatus: 0 }), true],
+    [['ping'], failed({ timedOut: true, httpStatus: 504 }), true],
+    [['tools/call'], failed({ httpStatus: 400 }), false],
+    [['tools/call'], failed({ httpStatus: 404 }), false],
+    [['tools/call'], failed({ httpStatus: 404, timedOut: true }), true],
+    [['tools/list', 'tools/call'], ok(), true],
+  ];
+  for (const [methods, result, counts] of cases) assert.equal(countsForHealth(methods, result), counts, `${JSON.stringify(methods)} ${JSON.stringify(result)}`);
 });
 
 test('evaluateHealth: too few requests is healthy; error rate and p99 breaches each give a reason', () => {
   const few = evaluateHealth(countsOf(Array.from({ length: 9 }, () => failed({ httpStatus: 500 }))));
   assert.equal(few.healthy, true);
+  assert.equal(few.judged, false);
   assert.equal(few.stats.requests, 9);
 
   const errors = evaluateHealth(countsOf([...Array.from({ length: 7 }, () => ok()), ...Array.from({ length: 3 }, () => failed({ toolErrors: 1 }))]));
   assert.equal(errors.healthy, false);
+  assert.equal(errors.unanswered, false);
   assert.equal(errors.reasons.length, 1);
   assert.match(errors.reasons[0]!, /error rate 30\.0% > 20\.0%/);
 
@@ -170,21 +200,64 @@ test('evaluateHealth: too few requests is healthy; error rate and p99 breaches e
 
   const slow = evaluateHealth(countsOf(Array.from({ length: 20 }, () => ok(4_000))), { maxP99Ms: 2_000 });
   assert.equal(slow.healthy, false);
+  assert.equal(slow.unanswered, false);
   assert.match(slow.reasons[0]!, /p99 latency \d+ ms > 2000 ms/);
 
   const both = evaluateHealth(countsOf(Array.from({ length: 20 }, () => failed({ timedOut: true, latencyMs: 30_000 }))));
   assert.equal(both.reasons.length, 2);
+  assert.equal(both.unanswered, true);
   assert.equal(both.stats.timeouts, 20);
 });
 
-test('evaluateHealth over a rolling window uses the thresholds’ window span', () => {
-  const w = new RollingWindow();
-  const t0 = 5_000_000;
-  for (let i = 0; i < 20; i++) w.record(t0, failed({ httpStatus: 500 }));
-  for (let i = 0; i < 20; i++) w.record(t0 + 20_000, ok());
-  assert.equal(evaluateHealth(w, { windowMs: 10_000 }, t0 + 20_000).healthy, true);
-  assert.equal(evaluateHealth(w, { windowMs: 30_000 }, t0 + 20_000).healthy, false);
-  assert.throws(() => evaluateHealth(w, {}));
+test('evaluateHealth against a baseline: only the errors a canary adds count; a thin baseline is no baseline', () => {
+  const rate = (fails: number, of: number) => countsOf([...Array.from({ length: of - fails }, () => ok()), ...Array.from({ length: fails }, () => failed({ toolErrors: 1 }))]);
+  assert.equal(evaluateHealth({ counts: rate(6, 10), baseline: rate(5, 10) }).healthy, true, '60 % beside a stable 50 %');
+  const worse = evaluateHealth({ counts: rate(8, 10), baseline: rate(5, 10) });
+  assert.equal(worse.healthy, false);
+  assert.match(worse.reasons[0]!, /error rate 80\.0% > 20\.0% above the stable version's 50\.0% \(8\/10 failed\)/);
+  assert.equal(evaluateHealth({ counts: rate(6, 10), baseline: rate(5, 9) }).healthy, false, 'a baseline under minRequests is not trusted');
+  const unanswered = countsOf(Array.from({ length: 10 }, () => failed({ httpStatus: 502 })));
+  assert.equal(evaluateHealth({ counts: unanswered, baseline: countsOf(Array.from({ length: 10 }, () => ok())) }).unanswered, true);
+});
+
+test('evaluateHealth with clients: a breach must hold without the client with the most failures', () => {
+  const counts = countsOf([...Array.from({ length: 20 }, () => ok()), ...Array.from({ length: 30 }, () => failed({ toolErrors: 1 }))]);
+  assert.equal(evaluateHealth({ counts }).healthy, false);
+  assert.equal(evaluateHealth({ counts, clients: [{ requests: 30, failures: 30 }, { requests: 10, failures: 0 }, { requests: 10, failures: 0 }] }).healthy, true, 'one client with all the errors');
+  assert.equal(evaluateHealth({ counts, clients: [{ requests: 15, failures: 10 }, { requests: 20, failures: 10 }, { requests: 15, failures: 10 }] }).healthy, false, 'errors everywhere');
+  assert.equal(evaluateHealth({ counts, clients: [{ requests: 50, failures: 30 }] }).healthy, true, 'one client alone cannot trip it');
+});
+
+test('analyseStep: no work requests is inconclusive and never healthy; otherwise the breaker’s rules with the step’s thresholds', () => {
+  const t = { minRequests: 5, minSuccessRate: 0.95, maxP99Ms: 2_000 };
+  for (const minRequests of [0, 5]) {
+    const none = analyseStep(emptyCounts(), undefined, { ...t, minRequests });
+    assert.deepEqual([none.healthy, none.inconclusive], [false, true], `minRequests ${minRequests}`);
+    assert.match(none.reasons[0]!, /0 work requests, fewer than the \d+ needed to judge/);
+  }
+  const good = analyseStep(countsOf(Array.from({ length: 20 }, () => ok())), undefined, t);
+  assert.deepEqual([good.healthy, good.inconclusive], [true, false]);
+  const bad = countsOf([...Array.from({ length: 18 }, () => ok()), ...Array.from({ length: 2 }, () => failed({ toolErrors: 1 }))]);
+  assert.equal(analyseStep(bad, undefined, t).healthy, false, '90 % < 95 %');
+  assert.equal(analyseStep(bad, countsOf([...Array.from({ length: 18 }, () => ok()), ...Array.from({ length: 2 }, () => failed({ toolErrors: 1 }))]), t).healthy, true, 'stable fails as often');
+});
+
+test('the client window tallies per client over the span, bounds its keys, and forgets', () => {
+  const w = new ClientWindow(1_000, 10_000);
+  const t0 = 2_000_000;
+  w.record(t0, 'a', true);
+  w.record(t0, 'a', false);
+  w.record(t0 + 3_000, 'b', true);
+  const byRequests = (tallies: { requests: number; failures: number }[]) => tallies.sort((x, y) => y.requests - x.requests);
+  assert.deepEqual(byRequests(w.snapshot(t0 + 3_000, 10_000)), [{ requests: 2, failures: 1 }, { requests: 1, failures: 1 }]);
+  assert.deepEqual(w.snapshot(t0 + 3_000, 1_000), [{ requests: 1, failures: 1 }]);
+  assert.deepEqual(w.snapshot(t0 + 20_000, 10_000), []);
+  for (let i = 0; i < MAX_CLIENTS_PER_SLOT + 5; i++) w.record(t0 + 30_000, `flood-${i}`, true);
+  const flood = w.snapshot(t0 + 30_000, 1_000);
+  assert.equal(flood.length, MAX_CLIENTS_PER_SLOT + 1, 'the rest share one tally');
+  assert.equal(flood.reduce((n, c) => n + c.requests, 0), MAX_CLIENTS_PER_SLOT + 5);
+  w.reset();
+  assert.deepEqual(w.snapshot(t0 + 30_000, 10_000), []);
 });
 
 test('countMessageErrors: a JSON-RPC error, a tool result with isError, batches, and everything else', () => {
