@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as StatelessClient, StreamableHTTPClientTransport as StatelessTransport } from '@modelcontextprotocol/client';
 import { execa, type ResultPromise } from 'execa';
 import { MongoClient } from 'mongodb';
 import { REDACTED } from '../../api/gateway/capture/redact.ts';
@@ -188,8 +189,10 @@ async function startGateway(config: Config, store: Store): Promise<ApiHandle> {
   return api;
 }
 
+const SESSION_KINDS = ['client_to_server/request/json', 'client_to_server/notification/json', 'server_to_client/response/sse', 'server_to_client/notification/sse'];
+
 /** Each message seen on the wire has exactly one document, and nothing else is stored. */
-function assertOneDocumentEach(traffic: Traffic, docs: MessageDoc[]): void {
+function assertOneDocumentEach(traffic: { seen: Seen[]; sessionId: string | undefined }, docs: MessageDoc[], expectKinds = SESSION_KINDS): void {
   assert.equal(docs.length, traffic.seen.length, `documents stored (${docs.length}) = messages on the wire (${traffic.seen.length})`);
   assert.equal(new Set(docs.map((d) => d.messageId)).size, docs.length, 'no duplicates');
   const left = [...docs];
@@ -209,7 +212,7 @@ function assertOneDocumentEach(traffic: Traffic, docs: MessageDoc[]): void {
     if (doc!.truncated) assert.ok(Buffer.byteLength(doc!.raw) <= MAX_PAYLOAD && Buffer.byteLength(doc!.raw) > MAX_PAYLOAD - 4);
   }
   const kinds = new Set(docs.map((d) => `${d.direction}/${d.kind}/${d.transport}`));
-  for (const k of ['client_to_server/request/json', 'client_to_server/notification/json', 'server_to_client/response/sse', 'server_to_client/notification/sse']) {
+  for (const k of expectKinds) {
     assert.ok(kinds.has(k), `traffic included ${k}`);
   }
 }
@@ -296,4 +299,40 @@ test('with the capture database stopped during the traffic, the spill keeps ever
   const docs = await messages.find({ service: SERVICE }, { projection: { _id: 0 } }).toArray();
   assertRedacted(docs);
   assertOneDocumentEach({ ...traffic, seen: traffic.seen.filter((s) => !s.raw.includes('"other":"kept"')) }, docs.filter((d) => !d.redacted));
+});
+
+test('stateless 2026-07-28 traffic (SDK v2 client, no session): one document per message, byte-identical, with its protocol revision', async () => {
+  const config = await configFor();
+  const store = await connectStore(mongoUri, config.mongo.database);
+  cleanup.push(async () => {
+    await store.db.dropDatabase();
+    await store.close();
+  });
+  await ensureIndexes(store);
+  const api = await startGateway(config, store);
+  const seen: Seen[] = [];
+  const reading: Promise<void>[] = [];
+  const transport = new StatelessTransport(new URL(`${api.url}/mcp/${SERVICE}`), { fetch: recordingFetch(seen, reading) });
+  const client = new StatelessClient({ name: 'capture-e2e-2026', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+  await client.connect(transport);
+  assert.equal(transport.protocolVersion, '2026-07-28');
+  assert.equal(transport.sessionId, undefined);
+  const tools = await client.listTools();
+  assert.ok(tools.tools.length > 10);
+  await client.callTool({ name: 'test_image_content', arguments: {} });
+  await client.callTool({ name: 'test_simple_text', arguments: { PassWord: 'hunter2', note: 'private', other: 'kept' } });
+  await client.callTool({ name: 'test_error_handling', arguments: {} });
+  await client.close();
+  await Promise.all(reading);
+  await api.traffic.capture!.flush();
+
+  const docs = await store.messages.find({ service: SERVICE }, { projection: { _id: 0 } }).toArray();
+  assertRedacted(docs);
+  const plainSeen = seen.filter((s) => !s.raw.includes('"other":"kept"'));
+  assertOneDocumentEach({ seen: plainSeen, sessionId: undefined }, docs.filter((d) => !d.redacted), ['client_to_server/request/json']);
+  const requests = docs.filter((d) => d.direction === 'client_to_server');
+  assert.ok(requests.length >= 5);
+  for (const d of requests) assert.equal(d.protocolRevision, '2026-07-28', `revision of ${d.method}`);
+  assert.ok(docs.some((d) => d.raw.includes('"io.modelcontextprotocol/protocolVersion"')), 'dotted _meta keys stored as sent');
+  assert.equal(api.traffic.capture!.counters.dropped, 0);
 });
