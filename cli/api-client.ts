@@ -45,7 +45,10 @@ export class ApiClient {
   /** Reads a server-sent event stream, calling onEvent with each event's data, until the signal aborts. */
   async stream(path: string, onEvent: (data: string, id?: string) => void, signal: AbortSignal): Promise<void> {
     const res = await fetch(`${this.base}${path}`, { headers: this.headers({ accept: 'text/event-stream' }), signal });
-    if (!res.ok || !res.body) throw new ApiError(`${path}: HTTP ${res.status}`);
+    if (!res.ok || !res.body) {
+      const answer = (await res.json().catch(() => ({}))) as { error?: { message: string } };
+      throw new ApiError(answer.error?.message ?? `${path}: HTTP ${res.status}`);
+    }
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body) {
