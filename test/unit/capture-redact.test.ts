@@ -95,7 +95,7 @@ test('a shaped document keeps the exact text and extracts the queried fields bes
   assert.deepEqual(capturedMessage(doc), msg);
 
   const res = shapeMessage(
-    { ctx: ctx({ protocolRevision: '2025-11-25', clientKey: 'client:a' } as Partial<ExchangeContext>), direction: 'server_to_client', msg: { jsonrpc: '2.0', id: 5, result: { isError: true, content: [] } }, transport: 'sse', size: 10, at: new Date(0), toolName: 'add', latencyMs: 3 },
+    { ctx: ctx({ protocolRevision: '2025-11-25', clientKey: 'client:a' }), direction: 'server_to_client', msg: { jsonrpc: '2.0', id: 5, result: { isError: true, content: [] } }, transport: 'sse', size: 10, at: new Date(0), toolName: 'add', latencyMs: 3 },
     opts,
   );
   assert.deepEqual(

@@ -19,8 +19,8 @@ export function messageKind(msg: JsonRpcMessage): MessageDoc['kind'] {
 /** The longest prefix of `text` that fits in maxBytes of UTF-8 without splitting a character. */
 export function utf8Prefix(text: string, maxBytes: number): string {
   if (text.length * 3 <= maxBytes) return text; // no UTF-16 unit takes more than 3 bytes
+  if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text; // counts without copying
   const bytes = Buffer.from(text, 'utf8');
-  if (bytes.length <= maxBytes) return text;
   let end = Math.max(0, maxBytes);
   while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // bytes[end] continues a character begun before the cut
   return bytes.subarray(0, end).toString('utf8');
@@ -47,9 +47,6 @@ export interface ShapeInput {
   toolName?: string;
 }
 
-/** What the gateway's exchange context may know about the client (filled in by the stateless routing). */
-type ClientFacts = { protocolRevision?: string; clientKey?: string };
-
 function record(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
@@ -61,7 +58,8 @@ export function toolNameOf(msg: JsonRpcMessage): string | undefined {
   return typeof name === 'string' ? name : undefined;
 }
 
-function protocolRevisionOf(ctx: ExchangeContext & ClientFacts, msg: JsonRpcMessage): string | undefined {
+/** The exchange's revision (the gateway knows it from the request or the session), else the message's own `_meta`. */
+function protocolRevisionOf(ctx: ExchangeContext, msg: JsonRpcMessage): string | undefined {
   if (typeof ctx.protocolRevision === 'string') return ctx.protocolRevision;
   const meta = record(record(msg.params)?._meta)?.[META_PROTOCOL_VERSION];
   return typeof meta === 'string' ? meta : undefined;
@@ -73,14 +71,13 @@ function protocolRevisionOf(ctx: ExchangeContext & ClientFacts, msg: JsonRpcMess
  */
 export function shapeMessage(input: ShapeInput, opts: { redact: RedactPaths; maxPayloadBytes: number }): MessageDoc {
   const { ctx, direction, msg } = input;
-  const facts = ctx as ExchangeContext & ClientFacts;
   const kind = messageKind(msg);
   const redactedMsg = redact(msg, opts.redact);
   const redacted = redactedMsg !== msg;
   const text = redacted || input.raw === undefined ? JSON.stringify(redactedMsg) : input.raw;
   const { raw, truncated } = capText(text, opts.maxPayloadBytes);
   const rpcId = msg.id;
-  const protocolRevision = protocolRevisionOf(facts, msg);
+  const protocolRevision = protocolRevisionOf(ctx, msg);
   const toolName = kind === 'request' ? toolNameOf(msg) : input.toolName;
   const wireSize = Number.isFinite(input.size) && input.size >= 0 ? input.size : Buffer.byteLength(text);
   return {
@@ -88,7 +85,7 @@ export function shapeMessage(input: ShapeInput, opts: { redact: RedactPaths; max
     service: ctx.service,
     version: ctx.version,
     ...(ctx.sessionId ? { sessionId: ctx.sessionId } : {}),
-    ...(typeof facts.clientKey === 'string' ? { clientKey: facts.clientKey } : {}),
+    ...(typeof ctx.clientKey === 'string' ? { clientKey: ctx.clientKey } : {}),
     ...(protocolRevision !== undefined ? { protocolRevision } : {}),
     direction,
     kind,
