@@ -420,12 +420,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const sessionId = header(req, 'mcp-session-id');
     const forcedVersion = header(req, 'x-mcpship-version');
-    // Choosing a version by hand is an operator's tool: with an admin token configured, it needs the token.
-    if (forcedVersion !== undefined && sessionId === undefined && !adminTokenOk(config.api.adminToken, header(req, 'x-mcpship-admin-token'))) {
-      return sendRpcError(res, 403, jsonRpcError(SERVER_ERROR, 'Forbidden: X-Mcpship-Version needs X-Mcpship-Admin-Token'));
-    }
     const protocolVersion = header(req, 'mcp-protocol-version');
     const protocol = protocolFacts(protocolVersion, messages);
+    // Choosing a version by hand is an operator's tool: with an admin token configured, it needs the
+    // token wherever it would take effect (a stateless request is routed whatever session header it has).
+    const routedBySession = sessionId !== undefined && protocol.generation === 'session';
+    if (forcedVersion !== undefined && !routedBySession && !adminTokenOk(config.api.adminToken, header(req, 'x-mcpship-admin-token'))) {
+      return sendRpcError(res, 403, jsonRpcError(SERVER_ERROR, 'Forbidden: X-Mcpship-Version needs X-Mcpship-Admin-Token'));
+    }
     const key = clientKey({
       ...optional('clientHeader', header(req, CLIENT_HEADER)),
       ...optional('authorization', header(req, 'authorization')),

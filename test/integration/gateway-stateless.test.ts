@@ -328,6 +328,32 @@ describe('2026-07-28 beside sessions', GUARD, () => {
     }
   });
 
+  test('X-Mcpship-Version on a stateless request needs the admin token, whatever session header comes with it', async () => {
+    const token = 'a-long-enough-admin-token-for-this-test-0123456789';
+    const g = createGateway({ config: testConfig({ MCPSHIP_ADMIN_TOKEN: token }), store, log });
+    const app = express();
+    app.use('/mcp', g.router);
+    const { server: s, port } = await listen(app);
+    try {
+      const url = `http://127.0.0.1:${port}/mcp/${SERVICE}`;
+      const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: modernMeta } };
+      const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'whoami', 'x-mcpship-version': '1.0.0' };
+      for (const extra of [{}, { 'mcp-session-id': 'not-a-session' }]) {
+        const refused = await rawPost(url, call, { ...headers, ...extra });
+        assert.equal(refused.status, 403, JSON.stringify(extra));
+        await refused.body?.cancel();
+      }
+      const allowed = await rawPost(url, call, { ...headers, 'x-mcpship-admin-token': token });
+      assert.equal(allowed.status, 200);
+      assert.equal(allowed.headers.get('x-mcpship-version'), '1.0.0');
+      await allowed.body?.cancel();
+    } finally {
+      await g.close();
+      s.closeAllConnections();
+      await new Promise((resolve) => s.close(resolve));
+    }
+  });
+
   test('a bad X-Mcpship-Client is refused with a clear error', async () => {
     const res = await rawPost(`${base}/${SERVICE}`, { jsonrpc: '2.0', id: 9, method: 'tools/list', params: { _meta: modernMeta } }, { 'x-mcpship-client': 'x'.repeat(300) });
     assert.equal(res.status, 400);
