@@ -88,8 +88,8 @@ interface Entry {
   unanswered: boolean;
   /** When it turned half-open: exchanges that began earlier are stragglers and prove nothing. */
   halfOpenAt: number;
-  /** When the last probe was let through; undefined while none is out. */
-  probeAt?: number;
+  /** When each probe still out was let through, oldest first. */
+  probes: number[];
   successes: number;
   reasons: string[];
   stats?: HealthStats;
@@ -165,7 +165,7 @@ export class CircuitBreaker implements TrafficObserver {
     // Open: stragglers that were in flight when it tripped prove nothing. Half-open: only
     // exchanges that began after it turned half-open decide.
     if (state === 'open' || ctx.startedAt < entry.halfOpenAt) return;
-    entry.probeAt = undefined;
+    entry.probes.shift();
     // An initialize or a list proves nothing either way; the next request may probe.
     if (!counted) return;
     if (failed) {
@@ -202,8 +202,9 @@ export class CircuitBreaker implements TrafficObserver {
   }
 
   /**
-   * May a request go to this version now? Closed: yes. Open: no. Half-open: one probe at a time;
-   * a probe whose exchange never ends lets another through after a further cooldown.
+   * May a request go to this version now? Closed: yes. Open: no. Half-open: as many probes at a
+   * time as successes close it (a client's GET stream or initialize may be one of them); a probe
+   * whose exchange never ends frees its place after a further cooldown.
    */
   allowRequest(service: string, version: string): boolean {
     const entry = this.entries.get(keyOf(service, version));
@@ -212,8 +213,10 @@ export class CircuitBreaker implements TrafficObserver {
     if (state === 'closed') return true;
     if (state === 'open') return false;
     const now = this.clock();
-    if (entry.probeAt !== undefined && now - entry.probeAt < this.thresholds(service).cooldownMs) return false;
-    entry.probeAt = now;
+    const t = this.thresholds(service);
+    while (entry.probes.length > 0 && now - entry.probes[0]! >= t.cooldownMs) entry.probes.shift();
+    if (entry.probes.length >= t.halfOpenSuccesses) return false;
+    entry.probes.push(now);
     return true;
   }
 
@@ -241,7 +244,7 @@ export class CircuitBreaker implements TrafficObserver {
     entry.window.reset();
     entry.clients.reset();
     if (entry.state === 'closed') return;
-    entry.probeAt = undefined;
+    entry.probes = [];
     this.change(entry, 'closed', ['reset']);
   }
 
@@ -301,6 +304,7 @@ export class CircuitBreaker implements TrafficObserver {
         openedAt: 0,
         unanswered: false,
         halfOpenAt: 0,
+        probes: [],
         successes: 0,
         reasons: [],
       };
@@ -312,7 +316,7 @@ export class CircuitBreaker implements TrafficObserver {
   /** Open turns half-open when asked after the cooldown: no timer needed for a passive change. */
   private advance(entry: Entry): BreakerState {
     if (entry.state === 'open' && this.clock() - entry.openedAt >= this.thresholds(entry.service).cooldownMs) {
-      entry.probeAt = undefined;
+      entry.probes = [];
       entry.successes = 0;
       entry.halfOpenAt = this.clock();
       this.change(entry, 'half-open', entry.reasons);
@@ -323,7 +327,7 @@ export class CircuitBreaker implements TrafficObserver {
   private open(entry: Entry, reasons: string[], stats: HealthStats | undefined, unanswered: boolean, trip: boolean): void {
     entry.openedAt = this.clock();
     entry.openedAtDate = new Date();
-    entry.probeAt = undefined;
+    entry.probes = [];
     entry.reasons = reasons;
     entry.unanswered = unanswered;
     if (stats) entry.stats = stats;
