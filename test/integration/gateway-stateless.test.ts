@@ -338,7 +338,7 @@ describe('2026-07-28 beside sessions', GUARD, () => {
       const url = `http://127.0.0.1:${port}/mcp/${SERVICE}`;
       const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'whoami', arguments: {}, _meta: modernMeta } };
       const headers = { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'whoami', 'x-mcpship-version': '1.0.0' };
-      for (const extra of [{}, { 'mcp-session-id': 'not-a-session' }]) {
+      for (const extra of [{}, { 'mcp-session-id': 'not-a-session' }] as Record<string, string>[]) {
         const refused = await rawPost(url, call, { ...headers, ...extra });
         assert.equal(refused.status, 403, JSON.stringify(extra));
         await refused.body?.cancel();
