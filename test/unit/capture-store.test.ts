@@ -74,6 +74,7 @@ test('a database that is away is not a refusal: nothing is quarantined and every
   assert.equal(result.unwritten.length, 10);
   assert.equal(isUnreachable(new WriteTimeoutError('slow')), true);
   assert.equal(isUnreachable(new MongoServerError({ message: 'interrupted at shutdown', code: 11600 })), true);
+  assert.equal(isUnreachable(new MongoServerError({ message: 'not authorized', code: 13 })), true, 'refuses every write: wait, do not quarantine');
   assert.equal(isUnreachable(new MongoServerError({ message: 'bad key', code: 2 })), false);
   assert.equal(isUnreachable(new RangeError('Maximum call stack size exceeded')), false);
 });

@@ -20,8 +20,12 @@ export class WriteTimeoutError extends Error {
   override name = 'WriteTimeoutError';
 }
 
-/** Server error codes that mean "not now" (shutting down, stepping down, interrupted), not "never". */
-const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+/**
+ * Server error codes that mean "not now" (shutting down, stepping down, interrupted), not "never";
+ * and 13/18 (unauthorized, authentication failed), which refuse every write, not this message:
+ * the messages wait in the spill until the database takes them.
+ */
+const TRANSIENT_CODES = new Set([6, 7, 13, 18, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
 /** Whether an error means the database is away (retry later) rather than that it refused the data. */
 export function isUnreachable(err: unknown): boolean {
