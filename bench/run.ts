@@ -7,7 +7,7 @@
  *   npm run bench -- gateway      only those whose file name contains "gateway"
  *
  * Knobs (env): BENCH_SAVES, BENCH_BASELINE_RUNS (pipeline); BENCH_CALLS, BENCH_CLIENTS,
- * BENCH_WARMUP, BENCH_ROUNDS, BENCH_SERIAL_CALLS (gateway); BENCH_PROMOTIONS, BENCH_BREACHES,
+ * BENCH_WARMUP, BENCH_ROUNDS, BENCH_SERIAL_CALLS (gateway, stateless-routing); BENCH_PROMOTIONS, BENCH_BREACHES,
  * BENCH_INTERVAL_SEC (rollout); MCPSHIP_DEBOUNCE_MS; TEMPORAL_ADDRESS
  * and MONGODB_URI to measure against an external stack instead of the embedded one.
  */
@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { repoRoot } from '../stack/binaries.ts';
 
-const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts', 'rollout.ts'];
+const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts', 'stateless-routing.ts', 'rollout.ts'];
 
 const filter = process.argv.slice(2);
 const chosen = BENCHMARKS.filter((file) => filter.length === 0 || filter.some((f) => file.includes(f)));
