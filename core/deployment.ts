@@ -15,9 +15,13 @@ export type DeploymentStage = 'PREPARING' | 'STARTING' | 'CANARY' | 'PROMOTING' 
 
 export interface AnalysisResult {
   healthy: boolean;
-  /** Not enough requests to judge (counted as failed only with analysis.requireTraffic). */
+  /**
+   * Fewer work requests than analysis.minRequests (core/health.ts analyseStep): never healthy; a
+   * failed check with analysis.requireTraffic, else the step is not judged.
+   */
   inconclusive: boolean;
   reasons: string[];
+  /** Work requests counted in the step. */
   requests: number;
   successRate: number | null;
   p99Ms: number | null;
