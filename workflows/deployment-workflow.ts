@@ -272,12 +272,14 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     // The saga, run to the end even when the workflow is being cancelled.
     const reason = `deployment failed: ${failureMessage(err)}`;
     await CancellationScope.nonCancellable(async () => {
-      for (const step of undo.reverse()) await step();
+      // One undo that cannot be done (its own non-retryable error) must not stop the others.
+      const undoFailed: string[] = [];
+      for (const step of undo.reverse()) await step().catch((undoErr: unknown) => undoFailed.push(failureMessage(undoErr)));
       undo.length = 0;
       state.weight = 0;
       state.reason = reason;
       setStage('FAILED');
-      await event('DEPLOYMENT_FAILED', 'failed', { reason, restored: previous ?? null });
+      await event('DEPLOYMENT_FAILED', 'failed', { reason, restored: previous ?? null, ...(undoFailed.length ? { undoFailed } : {}) });
     });
     if (isCancellation(err)) throw err;
     return state;
