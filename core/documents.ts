@@ -1,3 +1,4 @@
+import type { CompatCell } from '../compat/types.ts';
 import type { HealthCounts } from './health.ts';
 
 /** The MongoDB documents mcpship writes: defined once here, imported everywhere else. */
@@ -194,6 +195,31 @@ export interface MessageDoc {
   transport: 'json' | 'sse';
   /** MongoDB refused the document as first shaped; this record keeps what could be kept, and why. */
   quarantine?: { reason: string };
+  /** The version the client asked for (X-Mcpship-Service-Version or a configured pin), when pinned. */
+  versionAsked?: string;
+  /** W3C trace id of the exchange (from the client's `traceparent`, or generated and forwarded). */
+  traceId?: string;
+  /** clientInfo of the client (from initialize, or a stateless request's `_meta`), when known. */
+  clientName?: string;
+  clientVersion?: string;
+  /**
+   * Transforms applied to this message between the client's shape and the server's (compat/):
+   * ids in the order they ran. `raw` is always the message as it passed on the client's side
+   * for client_to_server and on the server's side for server_to_client.
+   */
+  transforms?: { ids: string[]; direction: 'forward' | 'backward'; durationMs: number; failed?: string };
+}
+
+/**
+ * One cell of a service's compatibility matrix (compat/types.ts CompatCell), one document per
+ * (service, version, source, columnKey): the round-trip test, the schema diff and differential
+ * replay each write their own cells, so no two writers update one document.
+ */
+export interface CompatCellDoc extends CompatCell {
+  service: string;
+  version: string;
+  /** compat/matrix.ts columnKey(column): e.g. `client:2026-07-28:claude:1.2` or `tool:add`. */
+  columnKey: string;
 }
 
 export class CapturedMessageError extends Error {
