@@ -181,6 +181,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         timedOut: ex.timedOut,
         rpcErrors: ex.tap?.rpcErrors ?? 0,
         toolErrors: ex.tap?.toolErrors ?? 0,
+        ...(ex.tap?.skipped ? { unreported: ex.tap.skipped } : {}),
       }),
     );
   };

@@ -46,6 +46,11 @@ export interface ExchangeOutcome {
   timedOut: boolean;
   rpcErrors: number;
   toolErrors: number;
+  /**
+   * Server messages passed to the client but not reported to message(): a JSON body or SSE event
+   * longer than the tap's bound (16 MiB). Absent: none.
+   */
+  unreported?: number;
 }
 
 export interface TrafficObserver {

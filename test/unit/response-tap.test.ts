@@ -86,6 +86,22 @@ describe('ResponseTap', () => {
     assert.deepEqual([...tap.answered], ['a', 'b']);
   });
 
+  test('messages over the bound are not reported, and counted as skipped', () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { text: 'x'.repeat(100) } });
+    const small = JSON.stringify({ jsonrpc: '2.0', id: 2, result: {} });
+    const seen: unknown[] = [];
+    const sse = ResponseTap.for('text/event-stream', (msg) => seen.push(msg.id), 80)!;
+    sse.write(enc(`data: ${big}\n\ndata: ${small}\n\n`));
+    sse.end();
+    assert.deepEqual(seen, [2]);
+    assert.equal(sse.skipped, 1);
+    const json = ResponseTap.for('application/json', (msg) => seen.push(msg.id), 80)!;
+    json.write(enc(big));
+    json.end();
+    assert.deepEqual(seen, [2]);
+    assert.equal(json.skipped, 1);
+  });
+
   test('no tap for bodies that carry no JSON-RPC', () => {
     assert.equal(ResponseTap.for('text/plain', () => {}), undefined);
     assert.equal(ResponseTap.for(undefined, () => {}), undefined);
