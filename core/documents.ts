@@ -1,4 +1,5 @@
 import type { CompatCell } from '../compat/types.ts';
+import type { ReplayItem, ReplayReport } from '../compat/replay-types.ts';
 import type { HealthCounts } from './health.ts';
 
 /** The MongoDB documents mcpship writes: defined once here, imported everywhere else. */
@@ -7,6 +8,8 @@ export const VERSION_STATES = [
   'DEVELOPMENT',
   'VALIDATING',
   'STAGED',
+  /** The replay gate found the candidate incompatible: no user traffic until an override. */
+  'BLOCKED',
   'CANARY',
   'ACTIVE',
   'ARCHIVED',
@@ -222,6 +225,19 @@ export interface CompatCellDoc extends CompatCell {
   columnKey: string;
 }
 
+/** A differential replay's report (compat/replay-types.ts), one per run, updated with its progress. */
+export type ReplayReportDoc = ReplayReport & {
+  /** The replay workflow's id and run. */
+  workflowId: string;
+  /** Attempts of the replay activity that resumed from a position (after a worker was lost). */
+  resumes: { attempt: number; position: number; at: Date }[];
+};
+
+/** One replayed request of a run; upserted by (replayId, index) so a resumed attempt redoes nothing twice. */
+export interface ReplayItemDoc extends ReplayItem {
+  replayId: string;
+}
+
 export class CapturedMessageError extends Error {
   override name = 'CapturedMessageError';
 }
@@ -237,4 +253,24 @@ export function capturedMessage(doc: Pick<MessageDoc, 'messageId' | 'raw' | 'tru
     throw new CapturedMessageError(`captured message ${doc.messageId} is not a JSON-RPC message object`);
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * A gateway's counters of one transform (compat/), cumulative since the gateway started; one
+ * writer per document (gatewayId), readers sum over gateways. For health and the dashboard's
+ * "transform success rate: forward / reverse / errors".
+ */
+export interface TransformMetricDoc {
+  service: string;
+  /** The transform's file, e.g. `transforms/1.0-to-2.0.ts`. */
+  transformId: string;
+  gatewayId: string;
+  forwardApplied: number;
+  forwardFailed: number;
+  backwardApplied: number;
+  backwardFailed: number;
+  /** Time spent in the transform's functions, both ways. */
+  durationMs: number;
+  startedAt: Date;
+  updatedAt: Date;
 }

@@ -1,5 +1,5 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
-import type { EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, VersionDoc } from './documents.ts';
+import type { CompatCellDoc, EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, TransformMetricDoc, VersionDoc } from './documents.ts';
 
 /** Typed handles on mcpship's collections; every module reaches MongoDB through these. */
 export interface Store {
@@ -15,6 +15,8 @@ export interface Store {
   sessions: Collection<SessionDoc>;
   metrics: Collection<MetricBucketDoc>;
   messages: Collection<MessageDoc>;
+  compatCells: Collection<CompatCellDoc>;
+  transformMetrics: Collection<TransformMetricDoc>;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,8 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
     { key: { service: 1, method: 1, at: 1 } },
     { key: { at: 1 } },
   ],
+  compatCells: [{ key: { service: 1, version: 1, source: 1, columnKey: 1 }, unique: true }],
+  transformMetrics: [{ key: { service: 1, transformId: 1, gatewayId: 1 }, unique: true }],
 };
 
 export async function connectStore(uri: string, database: string): Promise<Store> {
@@ -55,6 +59,8 @@ export async function connectStore(uri: string, database: string): Promise<Store
     sessions: db.collection<SessionDoc>('sessions'),
     metrics: db.collection<MetricBucketDoc>('metrics'),
     messages: db.collection<MessageDoc>('messages'),
+    compatCells: db.collection<CompatCellDoc>('compatCells'),
+    transformMetrics: db.collection<TransformMetricDoc>('transformMetrics'),
     close: () => client.close(),
   };
 }
