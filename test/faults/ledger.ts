@@ -28,6 +28,9 @@ export interface CaptureFigures {
   /** Messages of answered calls (request and response each) found in MongoDB. */
   captured: number;
   lost: number;
+  /** Of the lost: the calls' requests, and their responses. */
+  lostRequests: number;
+  lostResponses: number;
 }
 
 /** Waits for the capture to settle (its spill replayed), then matches the answered calls. */
@@ -42,18 +45,19 @@ export async function captureFigures(rig: FaultRig, calls: readonly CallRecord[]
       const seq = seqOf(doc);
       if (seq !== undefined) (doc.direction === 'client_to_server' ? requests : responses).add(seq);
     }
-    return ok.reduce((n, c) => n + (requests.has(c.seq) ? 1 : 0) + (responses.has(c.seq) ? 1 : 0), 0);
+    return { requests: ok.filter((c) => requests.has(c.seq)).length, responses: ok.filter((c) => responses.has(c.seq)).length };
   };
   // Settled: everything is there, or the count has not moved for 15 s (the spill replays within that).
-  let captured = await count();
+  let found = await count();
   let stillFor = 0;
-  while (captured < expected && stillFor < 15) {
+  while (found.requests + found.responses < expected && stillFor < 15) {
     await new Promise((r) => setTimeout(r, 1000));
     const now = await count();
-    stillFor = now === captured ? stillFor + 1 : 0;
-    captured = now;
+    stillFor = now.requests + now.responses === found.requests + found.responses ? stillFor + 1 : 0;
+    found = now;
   }
-  return { captured, lost: expected - captured };
+  const captured = found.requests + found.responses;
+  return { captured, lost: expected - captured, lostRequests: ok.length - found.requests, lostResponses: ok.length - found.responses };
 }
 
 export type SaveOutcome = { kind: 'validated'; version: string } | { kind: 'failed'; reason: string } | { kind: 'lost' };

@@ -19,6 +19,24 @@ export interface LoadFigures {
 
 let nextSeq = 1_000_000;
 
+async function connect(url: string): Promise<Client> {
+  const client = new Client({ name: 'mcpship-faults', version: '1.0.0' });
+  // The background GET stream ends with the session or the gateway; each call reports its own failure.
+  client.onerror = () => {};
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+/** True when a new session's call succeeds: the service is serving (no breaker open, an instance ready). */
+export async function serving(url: string): Promise<boolean> {
+  const client = await connect(url);
+  try {
+    return !(await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } })).isError;
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
 /**
  * Continuous MCP load for the fault suite: real SDK clients calling `add(seq, 0)` in a loop through
  * the gateway, a new session every few calls. Unlike test/support/mcp-traffic.ts it keeps a ledger
@@ -39,14 +57,6 @@ export class LedgerLoad {
     for (let i = 0; i < concurrency; i++) this.loops.push(this.loop());
   }
 
-  private async connect(): Promise<Client> {
-    const client = new Client({ name: 'mcpship-faults', version: '1.0.0' });
-    // The background GET stream ends with the session or the gateway; each call reports its own failure.
-    client.onerror = () => {};
-    await client.connect(new StreamableHTTPClientTransport(new URL(this.url)));
-    return client;
-  }
-
   private async loop(): Promise<void> {
     let client: Client | undefined;
     let n = 0;
@@ -56,7 +66,7 @@ export class LedgerLoad {
       this.calls.push(record);
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          client ??= await this.connect();
+          client ??= await connect(this.url);
           const result = await client.callTool({ name: 'add', arguments: { a: record.seq, b: 0 } });
           if (result.isError) record.error = `tool error: ${JSON.stringify(result.content).slice(0, 200)}`;
           else record.ok = true;

@@ -4,7 +4,7 @@
  * processes (so they can be killed), and mcpship's state dir on a small tmpfs (so it can be filled).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResultPromise } from 'execa';
@@ -28,6 +28,7 @@ export const SERVICE = 'faults-calc';
 /** Guards a hang only: on a loaded two-core machine a save takes up to a few minutes to reach its end. */
 export const GUARD_MS = 600_000;
 const STATE_DISK_MB = 256;
+const LOG_DIR = path.join(repoRoot, '.mcpship', 'faults-logs');
 
 export const ROLLOUT = {
   autoDeploy: true,
@@ -117,7 +118,17 @@ export class FaultRig {
   }
 
   startWorker(): void {
-    this.worker = startMcpshipProcess('worker', this.config);
+    this.worker = this.logged('worker', startMcpshipProcess('worker', this.config));
+  }
+
+  /** The process's output, appended to <checkout>/.mcpship/faults-logs/<name>.log (kept after the run, for diagnosis). */
+  private logged(name: string, child: ResultPromise): ResultPromise {
+    mkdirSync(LOG_DIR, { recursive: true });
+    const file = createWriteStream(path.join(LOG_DIR, `${name}.log`), { flags: 'a' });
+    file.write(`--- ${new Date().toISOString()} ${name} started\n`);
+    child.stdout?.pipe(file, { end: false });
+    child.stderr?.pipe(file, { end: false });
+    return child;
   }
 
   /** SIGKILL, as a crash; returns once its instances are gone too (its guardian ends them). */
@@ -128,7 +139,7 @@ export class FaultRig {
   }
 
   async startApi(): Promise<void> {
-    this.api = startMcpshipProcess('api', this.config);
+    this.api = this.logged('api', startMcpshipProcess('api', this.config));
     await waitFor('the API to answer', async () => (await fetch(`${this.apiUrl}/api/health`)).ok, GUARD_MS, 250);
   }
 

@@ -8,8 +8,9 @@
  */
 import { heading, machineLine, onceCleanup, table } from '../../bench/lib/common.ts';
 import { captureFigures } from './ledger.ts';
-import { LedgerLoad } from './load.ts';
-import { FaultRig, SERVICE } from './rig.ts';
+import { waitFor } from '../support/wait.ts';
+import { LedgerLoad, serving } from './load.ts';
+import { FaultRig, GUARD_MS, SERVICE } from './rig.ts';
 import { SCENARIOS } from './scenarios.ts';
 
 const selected = process.argv.slice(2);
@@ -33,6 +34,8 @@ try {
   const rows: string[][] = [];
   for (const scenario of scenarios) {
     heading(`${scenario.name}: ${scenario.what}`);
+    // Each fault starts from a serving system, not from what the previous one left (an open breaker).
+    await waitFor('the service to serve before the fault', () => serving(rig.mcpUrl), GUARD_MS, 1000);
     const since = new Date();
     const load = new LedgerLoad(rig.mcpUrl);
     const result = await scenario.run(rig);
@@ -45,9 +48,10 @@ try {
     const correct = result.rollouts.filter((r) => r.correct).length;
     console.log(`  ${result.note}`);
     for (const s of result.saves) if (s.kind === 'failed') console.log(`  save refused: ${s.reason.slice(0, 300)}`);
+    if (capture.lost) console.log(`  messages lost: ${capture.lostRequests} requests, ${capture.lostResponses} responses of answered calls`);
     for (const r of result.rollouts) console.log(`  rollout of ${r.version}: ${r.end}${r.correct ? '' : ` — NOT correct: ${r.why}`}`);
     if (figures.errors.length) console.log(`  call errors: ${figures.errors.join(' | ')}`);
-    rows.push([
+    const row = [
       scenario.name,
       String(figures.sent),
       String(figures.failed),
@@ -55,7 +59,9 @@ try {
       `${capture.captured} / ${capture.lost}`,
       `${validated}${refused ? ` (+${refused} refused)` : ''} / ${lostSaves}`,
       `${correct} / ${result.rollouts.length}${result.rollouts.length ? ` (${result.rollouts.map((r) => r.end).join(', ')})` : ''}`,
-    ]);
+    ];
+    rows.push(row);
+    console.log(`  figures: calls sent ${row[1]}, failed ${row[2]}, 404 re-opened ${row[3]}; messages captured / lost ${row[4]}; saves validated / lost ${row[5]}; rollouts correct / ended ${row[6]}`);
     if (capture.lost > 0 || lostSaves > 0 || correct < result.rollouts.length) failures++;
   }
   heading(`fault suite: ${SERVICE}, ${rig.stateDisk}`);
