@@ -4,6 +4,7 @@ import type { Store } from '../core/mongo.ts';
 import type { Client } from '@temporalio/client';
 import { deploymentActivities } from './deployment.ts';
 import { recordActivities } from './records.ts';
+import { replayActivities } from './replay.ts';
 import { runStepActivities } from './run-step.ts';
 import { selfCheckActivities } from './self-check.ts';
 import { snapshotActivities } from './snapshot.ts';
@@ -26,6 +27,7 @@ export function createActivities(deps: ActivityDeps) {
     ...runStepActivities({ stateDir: deps.config.stateDir, events: deps.events }),
     ...versionActivities(deps),
     ...deploymentActivities(deps),
+    ...replayActivities(deps),
   };
 }
 

@@ -102,6 +102,47 @@ const rollout = z
         maxP99Ms: z.number().positive().default(2_000),
         /** Failed checks tolerated before the rollout rolls back (Flagger's threshold). */
         maxFailedChecks: z.number().int().min(0).default(0),
+        /**
+         * A step with fewer than minRequests work requests (and requireTraffic off) is not a pass:
+         * `hold` holds it for another interval, up to maxInconclusiveHolds times, then pauses the
+         * rollout for a person (Argo's inconclusive rule); `pass` lets it through. A version the
+         * replay gate proved passes such steps either way.
+         */
+        onInconclusive: z.enum(['hold', 'pass']).default('hold'),
+        maxInconclusiveHolds: z.number().int().min(0).max(100).default(3),
+      })
+      .strict()
+      .default({}),
+    /** canary: weights stepped up; blueGreen: the new version gets 100% at once, the previous one kept warm. */
+    strategy: z.enum(['canary', 'blueGreen']).default('canary'),
+    blueGreen: z
+      .object({
+        /** How long the previous version's instances keep running after the switch, for an instant rollback. */
+        keepWarmSec: z.number().min(0).max(86_400).default(300),
+      })
+      .strict()
+      .default({}),
+    /**
+     * Before the first canary weight (or the blue-green switch), the captured traffic of the
+     * active version is replayed against the candidate and a second stable instance (issue 9).
+     */
+    replayGate: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Largest share of replayed requests that may break (error where stable answered). */
+        maxBreakingShare: z.number().min(0).max(1).default(0),
+        /** Largest share that may differ beyond stable's own noise. */
+        maxDifferingShare: z.number().min(0).max(1).default(0.05),
+        /** Fewer replayed requests than this prove nothing (the gate passes, unproven). */
+        minMessages: z.number().int().min(1).default(10),
+        /** Requests replayed at most (whole sessions kept together). */
+        sampleSize: z.number().int().min(1).max(1_000_000).default(1_000),
+        /** How far back the capture is read. */
+        windowHours: z.number().positive().max(24 * 365).default(24 * 7),
+        /** Tools replayed although destructive or unannotated (they will run on the replay's instances). */
+        allowTools: z.array(z.string().min(1)).default([]),
+        /** Replayed sessions in flight at once. */
+        concurrency: z.number().int().min(1).max(64).default(4),
       })
       .strict()
       .default({}),

@@ -8,13 +8,15 @@ import type { VersionState } from './documents.ts';
 export const TRANSITIONS: Readonly<Record<VersionState, readonly VersionState[]>> = {
   DEVELOPMENT: ['VALIDATING'],
   VALIDATING: ['STAGED', 'FAILED', 'DEVELOPMENT'],
-  STAGED: ['CANARY', 'ACTIVE', 'ARCHIVED', 'ABORTED'],
+  STAGED: ['CANARY', 'ACTIVE', 'ARCHIVED', 'ABORTED', 'BLOCKED'],
+  // Left by an operator's override (with a reason), or ended by an abort or a newer deployment.
+  BLOCKED: ['CANARY', 'ACTIVE', 'ABORTED'],
   CANARY: ['ACTIVE', 'ROLLED_BACK', 'ABORTED'],
   ACTIVE: ['ARCHIVED', 'ROLLED_BACK'],
-  ARCHIVED: ['STAGED', 'CANARY', 'ACTIVE'],
+  ARCHIVED: ['STAGED', 'BLOCKED', 'CANARY', 'ACTIVE'],
   FAILED: [],
-  ROLLED_BACK: ['CANARY', 'ACTIVE', 'ARCHIVED'],
-  ABORTED: ['CANARY', 'ACTIVE', 'ARCHIVED'],
+  ROLLED_BACK: ['BLOCKED', 'CANARY', 'ACTIVE', 'ARCHIVED'],
+  ABORTED: ['BLOCKED', 'CANARY', 'ACTIVE', 'ARCHIVED'],
 };
 
 export class IllegalTransitionError extends Error {

@@ -2,3 +2,4 @@
 export { selfCheckWorkflow } from './self-check.ts';
 export { serviceWorkflow } from './service-workflow.ts';
 export { deploymentWorkflow } from './deployment-workflow.ts';
+export { replayWorkflow } from './replay-workflow.ts';

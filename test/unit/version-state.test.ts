@@ -12,7 +12,7 @@ test('the lifecycle of a healthy version is allowed step by step', () => {
 test('illegal transitions are errors that name both states and what is allowed', () => {
   assert.throws(() => assertTransition('STAGED', 'VALIDATING', 'svc@1.0.0'), (err: unknown) => {
     assert.ok(err instanceof IllegalTransitionError);
-    assert.equal(err.message, 'svc@1.0.0: cannot go from STAGED to VALIDATING (from STAGED only CANARY, ACTIVE, ARCHIVED, ABORTED is allowed)');
+    assert.equal(err.message, 'svc@1.0.0: cannot go from STAGED to VALIDATING (from STAGED only CANARY, ACTIVE, ARCHIVED, ABORTED, BLOCKED is allowed)');
     return true;
   });
   assert.throws(() => assertTransition('FAILED', 'STAGED', 'x'), /from FAILED only nothing is allowed/);
@@ -25,6 +25,12 @@ test('rollback and restore paths exist', () => {
   assert.ok(canTransition('ARCHIVED', 'STAGED'), 'restore');
   assert.ok(canTransition('ARCHIVED', 'CANARY'), 'deploy an archived version again');
   assert.ok(canTransition('ROLLED_BACK', 'CANARY'), 'try a rolled-back version again');
+});
+
+test('a version the replay gate blocked leaves BLOCKED only by an override or an abort', () => {
+  assert.ok(canTransition('STAGED', 'BLOCKED'));
+  assert.deepEqual([...TRANSITIONS.BLOCKED].sort(), ['ABORTED', 'ACTIVE', 'CANARY']);
+  assert.ok(!canTransition('BLOCKED', 'ROLLED_BACK'), 'no user traffic reached it, so there is nothing to roll back');
 });
 
 test('the table covers every state and statesLeadingTo inverts it', () => {

@@ -1,0 +1,316 @@
+/**
+ * Differential replay's activities (workflows/replay-workflow.ts): prepare (pick the traffic, open
+ * the report), run (replay it against a candidate and a second stable instance, heartbeating the
+ * position so that a new worker resumes where a lost one stopped), finish (judge the noise, count,
+ * decide the gate, fill the compatibility matrix's replay cells).
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Config } from '../core/config.ts';
+import type { CompatCellDoc, ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
+import type { EventStore } from '../core/events.ts';
+import { loadManifest } from '../core/manifest.ts';
+import type { Store } from '../core/mongo.ts';
+import { replayStore } from '../core/replay-store.ts';
+import { readRouting } from '../core/routing-store.ts';
+import { comparable, diffJson, failureOf } from '../compat/replay-diff.ts';
+import { gateVerdict } from '../compat/replay-gate.ts';
+import { toolPolicy } from '../compat/replay-policy.ts';
+import { emptyCounts, replayCells, summarise } from '../compat/replay-report.ts';
+import { planReplay, type ReplayPlan, type ReplayUnit, type SelectableDoc } from '../compat/replay-select.ts';
+import type { CompatCell } from '../compat/types.ts';
+import type { GateThresholds, ReplayInput, ReplayItem, ReplayReport, ReplaySelection, ReplayStatus } from '../compat/replay-types.ts';
+import { Conversation } from './replay-conversation.ts';
+import { startReplayInstance, type ReplayInstance } from './replay-instances.ts';
+
+/** What prepare fixed for every attempt of the run: the same plan is drawn again from it. */
+export interface ReplayParams {
+  replayId: string;
+  service: string;
+  candidate: string;
+  /** Undefined when nothing is active: there is no traffic to replay. */
+  baseline?: string;
+  candidateDir: string;
+  baselineDir?: string;
+  /** `since` and `until` filled in, and the sample size. */
+  selection: ReplaySelection & { since: string; until: string; sampleSize: number };
+  allowTools: string[];
+  concurrency: number;
+  thresholds: GateThresholds;
+  total: number;
+}
+
+/** The position a run heartbeats: units before it are done and stored. */
+export interface ReplayProgress {
+  position: number;
+  done: number;
+  total: number;
+}
+
+const REQUEST_TIMEOUT_MS = 30_000;
+const PROGRESS_WRITE_MS = 1_000;
+
+const CAPTURE_FIELDS = {
+  _id: 0,
+  messageId: 1,
+  raw: 1,
+  truncated: 1,
+  direction: 1,
+  kind: 1,
+  method: 1,
+  rpcId: 1,
+  toolName: 1,
+  sessionId: 1,
+  clientKey: 1,
+  protocolRevision: 1,
+  clientName: 1,
+  clientVersion: 1,
+  at: 1,
+} as const;
+
+/** Replay's cells of the compatibility matrix: its own documents (source 'replay'), replaced by each finished run. */
+async function writeReplayCells(store: Store, service: string, version: string, cells: CompatCell[]): Promise<void> {
+  if (!cells.length) return;
+  const key = (c: CompatCell) => (c.column.kind === 'tool' ? `tool:${c.column.tool}` : `client:${c.column.protocolRevision}:${c.column.clientName}:${c.column.clientVersion}`);
+  await store.db.collection<CompatCellDoc>('compatCells').bulkWrite(
+    cells.map((cell) => {
+      const doc: CompatCellDoc = { ...cell, service, version, columnKey: key(cell) };
+      return { replaceOne: { filter: { service, version, source: 'replay' as const, columnKey: doc.columnKey }, replacement: doc, upsert: true } };
+    }),
+    { ordered: false },
+  );
+}
+
+function dirOf(doc: { state: string; stagedDir?: string; archiveDir?: string }): string | undefined {
+  return doc.state === 'ARCHIVED' ? doc.archiveDir : (doc.stagedDir ?? doc.archiveDir);
+}
+
+export function replayActivities(deps: { config: Config; store: Store; events: EventStore }) {
+  const { store, config } = deps;
+
+  async function loadCapture(params: Pick<ReplayParams, 'service' | 'baseline' | 'selection'>): Promise<SelectableDoc[]> {
+    if (!params.baseline) return [];
+    return store.messages
+      .find({ service: params.service, version: params.baseline, at: { $gte: new Date(params.selection.since), $lte: new Date(params.selection.until) } }, { projection: CAPTURE_FIELDS })
+      .sort({ at: 1, messageId: 1 })
+      .toArray() as Promise<SelectableDoc[]>;
+  }
+
+  const planOf = async (params: ReplayParams): Promise<ReplayPlan> => planReplay(await loadCapture(params), params.selection, params.replayId);
+
+  /** Replays one unit on both instances; returns the items of its compared requests. */
+  async function replayUnit(unit: ReplayUnit, firstIndex: number, candidate: ReplayInstance, stable: ReplayInstance, policy: ReturnType<typeof toolPolicy>, signal: AbortSignal): Promise<ReplayItem[]> {
+    const conversation = (url: string) => {
+      const answers = Object.fromEntries(Object.entries(unit.clientAnswers).map(([m, list]) => [m, [...list]]));
+      return new Conversation({ url, stateful: unit.stateful, timeoutMs: REQUEST_TIMEOUT_MS, signal, clientAnswer: (method) => answers[method]?.shift() });
+    };
+    const onCandidate = conversation(candidate.url);
+    const onStable = conversation(stable.url);
+    const send = (c: Conversation, message: Record<string, unknown>) =>
+      c.send(message).then(
+        (answer) => ({ answer, error: undefined }),
+        (err: unknown) => {
+          if (signal.aborted) throw err;
+          return { answer: undefined, error: (err as Error).message };
+        },
+      );
+    const items: ReplayItem[] = [];
+    let index = firstIndex;
+    try {
+      for (const step of unit.steps) {
+        const base = {
+          method: step.method,
+          messageId: step.messageId,
+          ...(step.tool ? { tool: step.tool } : {}),
+          ...(step.protocolRevision ? { protocolRevision: step.protocolRevision } : {}),
+          ...(step.clientName ? { clientName: step.clientName } : {}),
+          ...(step.clientVersion ? { clientVersion: step.clientVersion } : {}),
+          candidateDiffs: [],
+          noiseDiffs: [],
+        };
+        const skip = !step.message ? step.unreadable : step.method === 'tools/call' && step.tool !== undefined && !policy(step.tool).replay ? `side-effect policy: ${policy(step.tool).reason}` : undefined;
+        if (skip || !step.message) {
+          if (step.compared) items.push({ index: index++, ...base, skipped: skip ?? 'unreadable' });
+          continue;
+        }
+        const [c, s] = await Promise.all([send(onCandidate, step.message), send(onStable, step.message)]);
+        if (!step.compared) continue;
+        const candidateFailure = c.error ?? failureOf(c.answer);
+        const stableFailure = s.error ?? failureOf(s.answer);
+        if (candidateFailure && !stableFailure) {
+          items.push({ index: index++, ...base, broke: candidateFailure });
+          continue;
+        }
+        const now = comparable(s.answer ?? { error: { message: s.error } });
+        items.push({
+          index: index++,
+          ...base,
+          candidateDiffs: diffJson(now, comparable(c.answer ?? { error: { message: c.error } })),
+          noiseDiffs: step.answer ? diffJson(comparable(step.answer), now) : [],
+        });
+      }
+    } finally {
+      await Promise.all([onCandidate.close(), onStable.close()]);
+    }
+    return items;
+  }
+
+  return {
+    /** Resolves the versions, fixes the window and the sample, and opens the report. */
+    async prepareReplay(input: ReplayInput, ids: { replayId: string; workflowId: string }): Promise<ReplayParams> {
+      const { service, candidate } = input;
+      const candidateDoc = await store.versions.findOne({ service, version: candidate });
+      const candidateDir = candidateDoc && dirOf(candidateDoc);
+      if (!candidateDoc || !candidateDir) throw ApplicationFailure.nonRetryable(`no version ${candidate} of service ${service} with files to run`, 'NotFound');
+      const gate = (await loadManifest(candidateDir)).rollout.replayGate;
+      const selection = input.selection ?? {};
+      const baseline = selection.baseline ?? (await readRouting(store, service)).stable;
+      if (baseline === candidate) throw ApplicationFailure.nonRetryable(`${service}@${candidate} is the stable version: replay compares a candidate with the stable version`, 'BadReplay');
+      const baselineDoc = baseline ? await store.versions.findOne({ service, version: baseline }) : null;
+      if (baseline && !baselineDoc) throw ApplicationFailure.nonRetryable(`no version ${baseline} of service ${service}`, 'NotFound');
+      const until = selection.until ?? new Date().toISOString();
+      const since = selection.since ?? new Date(Date.parse(until) - gate.windowHours * 3_600_000).toISOString();
+      const params: ReplayParams = {
+        replayId: ids.replayId,
+        service,
+        candidate,
+        candidateDir,
+        ...(baseline ? { baseline } : {}),
+        ...(baselineDoc && dirOf(baselineDoc) ? { baselineDir: dirOf(baselineDoc)! } : {}),
+        selection: { ...selection, since, until, sampleSize: selection.sampleSize ?? gate.sampleSize },
+        allowTools: gate.allowTools,
+        concurrency: gate.concurrency,
+        thresholds: { maxBreakingShare: gate.maxBreakingShare, maxDifferingShare: gate.maxDifferingShare, minMessages: gate.minMessages },
+        total: 0,
+      };
+      params.total = (await planOf(params)).total;
+      const { reports } = await replayStore(store);
+      const report: ReplayReportDoc = {
+        replayId: ids.replayId,
+        workflowId: ids.workflowId,
+        service,
+        candidate,
+        baseline: baseline ?? '',
+        trigger: input.trigger,
+        status: 'RUNNING',
+        selection: params.selection,
+        total: params.total,
+        done: 0,
+        counts: emptyCounts(),
+        perTool: {},
+        skippedTools: {},
+        topPaths: [],
+        noisyPaths: [],
+        samples: [],
+        startedAt: new Date(),
+        resumes: [],
+      };
+      // A retried prepare keeps the report it opened.
+      await reports.updateOne({ replayId: ids.replayId }, { $setOnInsert: report }, { upsert: true });
+      await deps.events.append({ service, version: candidate, kind: 'REPLAY_STARTED', status: 'running', workflowId: ids.workflowId, details: { replayId: ids.replayId, baseline: baseline ?? null, total: params.total, trigger: input.trigger } });
+      return params;
+    },
+
+    /**
+     * Replays the plan from the heartbeated position. Units run `concurrency` at a time; the
+     * position only passes a unit once every unit before it is stored, so a resumed attempt redoes
+     * at most the units that were in flight (their items are upserted, never counted twice).
+     */
+    async runReplay(params: ReplayParams): Promise<ReplayProgress> {
+      const ctx = Context.current();
+      const resumed = (ctx.info.heartbeatDetails as ReplayProgress | undefined)?.position ?? 0;
+      const { reports, items } = await replayStore(store);
+      if (resumed > 0) await reports.updateOne({ replayId: params.replayId }, { $push: { resumes: { attempt: ctx.info.attempt, position: resumed, at: new Date() } } });
+      const plan = await planOf(params);
+      const offsets: number[] = [];
+      plan.units.reduce((at, unit) => (offsets.push(at), at + unit.steps.filter((s) => s.compared).length), 0);
+      let done = resumed < plan.units.length ? offsets[resumed]! : plan.total;
+      if (resumed >= plan.units.length || !params.baselineDir) return { position: plan.units.length, done, total: plan.total };
+
+      let position = resumed;
+      const progress = (): ReplayProgress => ({ position, done, total: plan.total });
+      // Instances may take longer to start than the heartbeat timeout: the ticker keeps the attempt alive.
+      const ticker = setInterval(() => ctx.heartbeat(progress()), 2_000);
+      const signal = ctx.cancellationSignal;
+      const label = (role: string) => `${params.service}-${role}-${params.replayId.slice(0, 8)}-${ctx.info.attempt}`;
+      const started = await Promise.allSettled([
+        startReplayInstance({ dir: params.candidateDir, label: label(`${params.candidate}-candidate`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
+        startReplayInstance({ dir: params.baselineDir, label: label(`${params.baseline}-stable`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
+      ]);
+      const running = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      try {
+        const failed = started.find((r) => r.status === 'rejected');
+        if (failed) throw (failed as PromiseRejectedResult).reason;
+        const [candidate, stable] = running as [ReplayInstance, ReplayInstance];
+        const policy = toolPolicy([stable.tools, candidate.tools], params.allowTools);
+        const finished = new Set<number>();
+        let next = resumed;
+        let lastWrite = 0;
+        const worker = async () => {
+          while (next < plan.units.length) {
+            if (signal.aborted) throw signal.reason;
+            const u = next++;
+            const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, policy, signal);
+            if (unitItems.length) {
+              await items.bulkWrite(
+                unitItems.map((item) => ({ replaceOne: { filter: { replayId: params.replayId, index: item.index }, replacement: { ...item, replayId: params.replayId } as ReplayItemDoc, upsert: true } })),
+                { ordered: false },
+              );
+            }
+            finished.add(u);
+            while (finished.has(position)) {
+              finished.delete(position);
+              done += plan.units[position]!.steps.filter((s) => s.compared).length;
+              position++;
+            }
+            ctx.heartbeat(progress());
+            if (Date.now() - lastWrite >= PROGRESS_WRITE_MS) {
+              lastWrite = Date.now();
+              await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(params.concurrency, plan.units.length) }, worker));
+        await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
+        return progress();
+      } finally {
+        clearInterval(ticker);
+        await Promise.all(running.map((i) => i.stop()));
+      }
+    },
+
+    /** Judges noise over every replayed request, counts, decides the gate, stores the report and the matrix cells. */
+    async finishReplay(params: ReplayParams, status: ReplayStatus, error?: string): Promise<ReplayReport> {
+      const { reports, items } = await replayStore(store);
+      const all = (await items.find({ replayId: params.replayId }, { projection: { _id: 0, replayId: 0 } }).sort({ index: 1 }).toArray()) as ReplayItem[];
+      const { classified, ...summary } = summarise(all);
+      const skippedTools: Record<string, string> = {};
+      for (const item of all) if (item.skipped && item.tool) skippedTools[item.tool] = item.skipped;
+      const finishedAt = new Date();
+      const previous = await reports.findOne({ replayId: params.replayId });
+      const startedAt = previous?.startedAt ?? finishedAt;
+      const gate = status === 'DONE' ? { ...gateVerdict(summary.counts, params.thresholds), thresholds: params.thresholds } : undefined;
+      const update = {
+        status,
+        ...summary,
+        done: all.length,
+        skippedTools,
+        finishedAt,
+        durationMs: finishedAt.getTime() - startedAt.getTime(),
+        ...(gate ? { gate } : {}),
+        ...(error ? { error } : {}),
+      };
+      await reports.updateOne({ replayId: params.replayId }, { $set: update });
+      if (status === 'DONE' && classified.length) await writeReplayCells(store, params.service, params.candidate, replayCells(classified, params.replayId, finishedAt));
+      const report = (await reports.findOne({ replayId: params.replayId }, { projection: { _id: 0 } }))!;
+      await deps.events.append({
+        service: params.service,
+        version: params.candidate,
+        kind: 'REPLAY_FINISHED',
+        status: status !== 'DONE' ? 'failed' : gate?.decision === 'blocked' ? 'failed' : 'ok',
+        workflowId: report.workflowId,
+        details: { replayId: params.replayId, status, counts: summary.counts, decision: gate?.decision ?? null, reasons: gate?.reasons ?? [], ...(error ? { error } : {}) },
+      });
+      return report;
+    },
+  };
+}
