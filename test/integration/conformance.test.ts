@@ -43,6 +43,8 @@ let gatewayUrl: string;
 let outRoot: string;
 /** The direct run against 1.0.0, per revision: the reference the gateway runs are held to. */
 const direct = new Map<Requirements, ConformanceResults>();
+/** Requests the gateway had sent each version when the canary began. */
+let requestsBeforeCanary: Record<string, number> = {};
 
 before(async () => {
   config = testConfig({ MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100', MCPSHIP_DRAIN_MS: '500' });
@@ -82,6 +84,13 @@ async function instanceUrl(version: string): Promise<string> {
   return instance.url;
 }
 
+/** Requests the gateway has proxied to each version of the service, from its metrics buckets. */
+async function gatewayRequests(): Promise<Record<string, number>> {
+  const totals: Record<string, number> = {};
+  for (const bucket of await system.store.metrics.find({ service: SERVICE }).toArray()) totals[bucket.version] = (totals[bucket.version] ?? 0) + bucket.requests;
+  return totals;
+}
+
 /** Holds a gateway run to the direct one: the same checks pass, and some do. */
 function assertSamePassSet(t: TestContext, revision: Requirements, reference: ConformanceResults, viaGateway: ConformanceResults, label: string): void {
   const { lost, gained } = compare(reference, viaGateway);
@@ -116,6 +125,7 @@ test('a second version takes 50% as a canary', GUARD, async () => {
   const routing = await readRouting(system.store, SERVICE);
   assert.equal(routing.weights['1.0.1'], 50);
   assert.equal(routing.weights['1.0.0'], 50);
+  requestsBeforeCanary = await gatewayRequests();
 });
 
 for (const revision of REVISIONS) {
@@ -128,3 +138,19 @@ for (const revision of REVISIONS) {
     assertSamePassSet(t, revision, reference, await runConformance(gatewayUrl, revision, outRoot), '50/50 canary');
   });
 }
+
+test('the canary runs really were split between the two versions', GUARD, async (t) => {
+  // New 2025 sessions follow the weights, so ~30 of them cannot all land on one side; the metrics
+  // are flushed every second, hence the wait.
+  const served = await waitFor(
+    'both versions to show requests from the canary runs',
+    async () => {
+      const now = await gatewayRequests();
+      const delta = Object.fromEntries(['1.0.0', '1.0.1'].map((v) => [v, (now[v] ?? 0) - (requestsBeforeCanary[v] ?? 0)]));
+      return delta['1.0.0']! > 0 && delta['1.0.1']! > 0 ? delta : undefined;
+    },
+    30_000,
+    250,
+  );
+  t.diagnostic(`requests the gateway sent during the canary runs: ${JSON.stringify(served)}`);
+});
