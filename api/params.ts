@@ -4,7 +4,8 @@ import { HttpError } from './errors.ts';
 /** Only a string: String(['1.0.0']) would pass a pattern for a JSON array or a repeated query key. */
 function stringOnly(value: unknown, code: string, what: string): string {
   if (value === undefined || value === null || typeof value === 'string') return value ?? '';
-  throw new HttpError(400, code, `${what} must be a string, not ${Array.isArray(value) ? 'an array' : `a ${typeof value}`}`);
+  const kind = Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+  throw new HttpError(400, code, `${what} must be a string, not ${kind}`);
 }
 
 /** A service name from a URL: checked, so that no path built from it can leave the services root. */
