@@ -18,6 +18,8 @@
  *    whose `add` returns isError. Failing calls are driven into a canary session until the breaker
  *    trips; from that instant new sessions are opened back to back on the gateway that tripped and
  *    on the other one (which learns only through MongoDB), until new sessions land on stable.
+ * 3. A stdio service (bench/lib/stdio-bench.ts): new-session latency and stateless calls through
+ *    the stdio bridge, direct and through the capture-off gateway.
  *
  * Run: npx tsx bench/gateway-overhead.ts
  */
@@ -52,6 +54,7 @@ import {
   verdict,
 } from './lib/common.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
+import { stdioBench } from './lib/stdio-bench.ts';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
@@ -66,6 +69,7 @@ const SEEN_POLL_MS = 10;
 
 const LOAD_SERVICE = 'calc';
 const BREAKER_SERVICE = 'calc-canary';
+const STDIO_SERVICE = 'stdio-fixture';
 const STABLE = '1.0.0';
 const CANARY = '2.0.0';
 
@@ -517,6 +521,14 @@ async function main(): Promise<void> {
 
     heading('breach → first new session routed to stable');
     await breachToStable(store, events, on, off);
+
+    // A stdio service (issue 8): new-session cost and stateless calls, direct and through the capture-off gateway.
+    heading('stdio service: new sessions and stateless calls');
+    await stdioBench(async (bridgeUrl) => {
+      await addInstance(store!, STDIO_SERVICE, STABLE, 'stdio-1', bridgeUrl);
+      await setRouting(store!, STDIO_SERVICE, { stable: STABLE, weights: { [STABLE]: 100 } });
+      return `${off.url}/mcp/${STDIO_SERVICE}`;
+    });
   } finally {
     await cleanup();
   }
