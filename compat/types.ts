@@ -41,7 +41,7 @@ export interface TransformContext {
   toolName?: string;
 }
 
-/** A response's context: the request it answers, as the `to` version received it. */
+/** A response's context: the request it answers, as the version serving the client received it. */
 export interface ResponseContext extends TransformContext {
   request?: JsonRpcMessage;
 }

@@ -206,11 +206,11 @@ export interface MessageDoc {
   clientName?: string;
   clientVersion?: string;
   /**
-   * Transforms applied to this message between the client's shape and the server's (compat/):
-   * ids in the order they ran. `raw` is always the message as it passed on the client's side
-   * for client_to_server and on the server's side for server_to_client.
+   * The transform chain between the client's version (versionAsked) and the version served
+   * (compat/): transform ids, oldest first. `raw` is the message as its sender wrote it: the
+   * client's shape for client_to_server, the served version's for server_to_client.
    */
-  transforms?: { ids: string[]; direction: 'forward' | 'backward'; durationMs: number; failed?: string };
+  transforms?: string[];
 }
 
 /**

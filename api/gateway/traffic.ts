@@ -32,6 +32,15 @@ export interface ExchangeContext {
   methods?: readonly string[];
   /** performance.now() when the gateway received the request. */
   startedAt: number;
+  /** The version the client pinned (api/gateway/pinning.ts), when it differs from `version` or was asked for. */
+  versionAsked?: string;
+  /** W3C trace id (the client's `traceparent`, or one the gateway made and forwarded). */
+  traceId?: string;
+  /** The client's clientInfo (initialize, or a stateless request's `_meta`), when known. */
+  clientName?: string;
+  clientVersion?: string;
+  /** Transform ids of the chain between versionAsked and version, oldest first. */
+  transforms?: string[];
 }
 
 /**

@@ -100,5 +100,10 @@ export function shapeMessage(input: ShapeInput, opts: { redact: RedactPaths; max
     at: input.at,
     ...(input.latencyMs !== undefined ? { latencyMs: input.latencyMs } : {}),
     transport: input.transport,
+    ...(ctx.versionAsked !== undefined ? { versionAsked: ctx.versionAsked } : {}),
+    ...(ctx.traceId !== undefined ? { traceId: ctx.traceId } : {}),
+    ...(ctx.clientName !== undefined ? { clientName: ctx.clientName } : {}),
+    ...(ctx.clientVersion !== undefined ? { clientVersion: ctx.clientVersion } : {}),
+    ...(ctx.transforms !== undefined ? { transforms: ctx.transforms } : {}),
   };
 }
