@@ -12,7 +12,7 @@ import { HttpError } from './errors.ts';
 /** States a version can be deployed from (a rollback is a deployment of an older version). */
 const DEPLOYABLE: VersionDoc['state'][] = ['STAGED', 'ARCHIVED', 'ROLLED_BACK', 'ABORTED'];
 
-export type DeploymentControlName = 'promote' | 'pause' | 'resume' | 'abort' | 'setWeight';
+export type DeploymentControlName = 'promote' | 'pause' | 'resume' | 'abort' | 'setWeight' | 'override';
 
 /** Starts deployments and sends them controls, through Temporal; the API and so the CLI use it. */
 export class DeploymentControl {

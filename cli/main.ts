@@ -7,6 +7,7 @@ import { StackStartError } from '../stack/managed-process.ts';
 import { PortInUseError } from '../stack/ports.ts';
 import { ApiClient, ApiError } from './api-client.ts';
 import { runConfigCommand } from './config-command.ts';
+import { replayCommand, type ReplayOptions } from './replay-command.ts';
 import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
 import { runServe } from './serve.ts';
 import { runTokenCommand } from './token-command.ts';
@@ -67,6 +68,32 @@ program
   .option('-f, --follow', 'follow new events until Ctrl-C')
   .option('--api <url>', 'the mcpship API (default: from the config)')
   .action(async (service: string, opts: { follow?: boolean; api?: string }) => logsCommand(await apiClient(opts.api), service, opts));
+
+program
+  .command('replay')
+  .argument('<service>')
+  .argument('<version>', 'the candidate version')
+  .description("replay the active version's captured traffic against <version> and a second stable instance; progress, then the report")
+  .option('--baseline <version>', 'replay the capture of this version instead of the active one')
+  .option('--since <iso-date>', 'captured since (default: rollout.replayGate.windowHours ago)')
+  .option('--until <iso-date>', 'captured until (default: now)')
+  .option('--tools <a,b>', 'compare only calls of these tools')
+  .option('--clients <a,b>', 'only traffic of these clients (clientInfo name or client key)')
+  .option('--sample <n>', 'at most n requests (default: rollout.replayGate.sampleSize)')
+  .option('--json', 'print the report as JSON')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action(async (service: string, version: string, opts: ReplayOptions & { api?: string }) => replayCommand(await apiClient(opts.api), service, version, opts));
+
+program
+  .command('override')
+  .argument('<service>')
+  .argument('<reason...>', 'why the blocked version may go on (kept with the gate report)')
+  .description('let a deployment the replay gate BLOCKED go on to its canary')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action(async (service: string, reason: string[], opts: { api?: string }) => {
+    const state = await (await apiClient(opts.api)).request<{ stage: string; version: string }>('POST', `/api/services/${encodeURIComponent(service)}/deployment/override`, { reason: reason.join(' ') });
+    console.log(`${service}@${state.version}: override accepted (stage ${state.stage})`);
+  });
 
 program
   .command('token')

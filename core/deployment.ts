@@ -11,7 +11,32 @@ export interface DeploymentInput {
   reason?: string;
 }
 
-export type DeploymentStage = 'PREPARING' | 'STARTING' | 'CANARY' | 'PROMOTING' | 'ACTIVE' | 'ROLLING_BACK' | 'ROLLED_BACK' | 'ABORTED' | 'FAILED';
+export type DeploymentStage =
+  | 'PREPARING'
+  | 'STARTING'
+  /** The replay gate runs: the candidate's instances are ready and get no user traffic yet. */
+  | 'REPLAY'
+  /** The replay gate found the candidate incompatible: it waits for an override (with a reason) or an abort. */
+  | 'BLOCKED'
+  | 'CANARY'
+  | 'PROMOTING'
+  | 'ACTIVE'
+  /** Blue-green: promoted, the previous version's instances still running for an instant rollback. */
+  | 'WARM'
+  | 'ROLLING_BACK'
+  | 'ROLLED_BACK'
+  | 'ABORTED'
+  | 'FAILED';
+
+/** What the replay gate found (compat/replay-gate.ts), and who let a blocked version through. */
+export interface ReplayGateState {
+  decision: 'proven' | 'blocked' | 'unproven';
+  reasons: string[];
+  replayId?: string;
+  workflowId: string;
+  counts?: { replayed: number; equal: number; noise: number; differs: number; breaks: number; skipped: number };
+  override?: string;
+}
 
 export interface AnalysisResult {
   healthy: boolean;
@@ -42,6 +67,10 @@ export interface DeploymentState {
   previous?: string;
   failedChecks: number;
   lastAnalysis?: AnalysisResult;
+  /** Analyses of the current step that saw too little traffic and held it (analysis.onInconclusive). */
+  inconclusiveHolds?: number;
+  replayGate?: ReplayGateState;
+  strategy?: 'canary' | 'blueGreen';
   /** Why the deployment ended the way it did, when it did not promote. */
   reason?: string;
 }

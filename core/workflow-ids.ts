@@ -6,3 +6,4 @@ export const deploymentWorkflowId = (service: string, version: string) => `deplo
 export function temporalUiLink(uiUrl: string | undefined, namespace: string, workflowId: string): string | undefined {
   return uiUrl ? `${uiUrl}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}` : undefined;
 }
+export const replayWorkflowId = (service: string, candidate: string) => `replay/${service}/${candidate}`;

@@ -2,10 +2,12 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowFailure,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
+  executeChild,
   isCancellation,
   patched,
   proxyActivities,
@@ -15,9 +17,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import type { BreachNotice, DeploymentInput, DeploymentStage, DeploymentState } from '../core/deployment.ts';
+import type { BreachNotice, DeploymentInput, DeploymentStage, DeploymentState, ReplayGateState } from '../core/deployment.ts';
 import type { RolloutSettings } from '../core/manifest.ts';
-import { McpStage } from '../core/search-attributes.ts';
+import { McpService, McpStage, McpVersion } from '../core/search-attributes.ts';
+import { replayWorkflowId } from '../core/workflow-ids.ts';
+import { replayWorkflow } from './replay-workflow.ts';
 
 export const breachSignal = defineSignal<[BreachNotice]>('breach');
 export const supersedeSignal = defineSignal<[{ by: string }]>('supersede');
@@ -27,6 +31,8 @@ export const pauseUpdate = defineUpdate<DeploymentState>('pause');
 export const resumeUpdate = defineUpdate<DeploymentState>('resume');
 export const abortUpdate = defineUpdate<DeploymentState, [string | undefined]>('abort');
 export const setWeightUpdate = defineUpdate<DeploymentState, [number]>('setWeight');
+/** Lets a version the replay gate blocked go on to its canary; the reason is kept with the gate's report. */
+export const overrideUpdate = defineUpdate<DeploymentState, [string]>('override');
 
 const { recordEvent } = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds' });
 const acts = proxyActivities<Activities>({
@@ -46,9 +52,12 @@ const compensate = proxyActivities<Activities>({
 
 /** Patch of the breach checks read from MongoDB, the saga and cancelling the readiness wait. */
 export const BREACH_CHECKS_AND_SAGA = 'breach-checks-and-saga';
+/** Patch of the replay gate, BLOCKED, blue-green and holding steps that saw too little traffic. */
+export const REPLAY_GATE = 'replay-gate';
 
 function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  let cause = err;
+  while ((cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) && cause.cause) cause = cause.cause;
   return cause instanceof Error ? cause.message : String(cause);
 }
 
@@ -69,6 +78,8 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
   const state: DeploymentState = { service, version, mode: input.mode, stage: 'PREPARING', weight: 0, stepIndex: -1, steps: [], paused: false, failedChecks: 0 };
   // Runs recorded before these checks replay without them (test/histories).
   const v2 = patched(BREACH_CHECKS_AND_SAGA);
+  const v3 = v2 && patched(REPLAY_GATE);
+  let overrideReason: string | undefined;
   let breach: BreachNotice | undefined;
   // Set by signal handlers between awaits; a function keeps TypeScript from narrowing it away.
   const breached = (): BreachNotice | undefined => breach;
@@ -88,6 +99,7 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
   const refuseUnlessRollingOut = (what: string) => {
     if (ended()) throw ApplicationFailure.nonRetryable(`cannot ${what}: the deployment of ${service}@${version} has ended (${state.stage})`, 'IllegalControl');
     if (state.stage === 'ROLLING_BACK' || state.stage === 'PROMOTING') throw ApplicationFailure.nonRetryable(`cannot ${what}: the deployment is ${state.stage.toLowerCase().replace('_', ' ')}`, 'IllegalControl');
+    if (state.stage === 'WARM') throw ApplicationFailure.nonRetryable(`cannot ${what}: ${version} is active; the previous version is only kept warm (roll back to it instead)`, 'IllegalControl');
   };
 
   setHandler(deploymentStateQuery, () => state);
@@ -97,7 +109,18 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
   setHandler(supersedeSignal, ({ by }) => {
     abortReason ??= `superseded by ${by}`;
   });
-  setHandler(promoteUpdate, () => ((promoteNow = true), state), { validator: () => refuseUnlessRollingOut('promote') });
+  setHandler(promoteUpdate, () => ((promoteNow = true), state), {
+    validator: () => {
+      refuseUnlessRollingOut('promote');
+      if (state.stage === 'BLOCKED') throw ApplicationFailure.nonRetryable('the replay gate blocked this version: override it with a reason first', 'IllegalControl');
+    },
+  });
+  setHandler(overrideUpdate, (reason) => ((overrideReason = reason.trim()), state), {
+    validator: (reason) => {
+      if (state.stage !== 'BLOCKED') throw ApplicationFailure.nonRetryable(`override only applies to a deployment the replay gate blocked (stage is ${state.stage})`, 'IllegalControl');
+      if (typeof reason !== 'string' || !reason.trim()) throw ApplicationFailure.nonRetryable('an override needs a reason', 'IllegalControl');
+    },
+  });
   setHandler(pauseUpdate, () => ((state.paused = true), state), {
     validator: () => {
       refuseUnlessRollingOut('pause');
@@ -193,6 +216,73 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     });
   }
 
+  /**
+   * The replay gate: the active version's captured traffic replayed against the candidate (a child
+   * workflow with instances of its own; no user request reaches the candidate meanwhile). A
+   * supersede or abort cancels it; a replay that fails blocks, as an unknown verdict must not pass.
+   */
+  async function replayGate(stable: string): Promise<ReplayGateState | undefined> {
+    const workflowId = replayWorkflowId(service, version);
+    const scope = new CancellationScope();
+    const run = scope.run(() =>
+      executeChild(replayWorkflow, {
+        workflowId,
+        args: [{ service, candidate: version, selection: { baseline: stable }, trigger: 'gate' }],
+        typedSearchAttributes: [
+          { key: McpService, value: service },
+          { key: McpVersion, value: version },
+        ],
+      }),
+    );
+    await Promise.race([run.then(() => undefined, () => undefined), condition(() => abortReason !== undefined)]);
+    if (abortReason !== undefined) {
+      scope.cancel();
+      await run.catch(() => undefined);
+      return undefined;
+    }
+    try {
+      const report = await run;
+      const gate = report.gate ?? { decision: 'unproven' as const, reasons: ['the replay reported no decision'] };
+      return { decision: gate.decision, reasons: gate.reasons, replayId: report.replayId, workflowId, counts: report.counts };
+    } catch (err) {
+      return { decision: 'blocked', reasons: [`the replay failed: ${failureMessage(err)}`], workflowId };
+    }
+  }
+
+  /**
+   * Runs the gate; a blocked version waits, with no user traffic, for an override or an abort.
+   * Returns false when the deployment ended meanwhile (it rolled back itself).
+   */
+  async function passGate(stable: string): Promise<boolean> {
+    setStage('REPLAY');
+    await event('REPLAY_GATE', 'running', { baseline: stable, workflowId: replayWorkflowId(service, version) });
+    const gate = await replayGate(stable);
+    if (!gate) return false;
+    state.replayGate = gate;
+    if (gate.decision !== 'blocked') {
+      await event('REPLAY_GATE', gate.decision === 'proven' ? 'ok' : 'info', { ...gate });
+      return true;
+    }
+    await acts.transitionVersion(service, version, 'BLOCKED', gate.reasons.join('; '));
+    setStage('BLOCKED');
+    await event('REPLAY_BLOCKED', 'failed', { ...gate });
+    await condition(() => overrideReason !== undefined || abortReason !== undefined);
+    if (abortReason !== undefined) return false;
+    gate.override = overrideReason;
+    await event('REPLAY_OVERRIDDEN', 'info', { reason: overrideReason, replayId: gate.replayId ?? null });
+    return true;
+  }
+
+  /** Blue-green: the previous version's instances keep running, for an instant rollback, unless superseded meanwhile. */
+  async function keepWarm(stable: string, keepWarmSec: number): Promise<void> {
+    setStage('WARM');
+    await event('KEPT_WARM', 'info', { previous: stable, keepWarmSec });
+    await condition(() => abortReason !== undefined, keepWarmSec * 1000);
+    // A deployment that superseded this one (a rollback to `stable`, say) owns stable's pool now.
+    if (abortReason === undefined) await acts.stopVersionPool(service, stable);
+    setStage('ACTIVE');
+  }
+
   async function rollOut(): Promise<DeploymentState> {
     setStage('PREPARING');
     await acts.supersedeOtherDeployments(service, ids.workflowId);
@@ -201,7 +291,9 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     previous = prepared.previous;
     if (previous) state.previous = previous;
     const fast = input.mode === 'rollback' && settings.fastRollback;
-    state.steps = fast || !previous ? [100] : settings.steps;
+    const blueGreen = v3 && settings.strategy === 'blueGreen';
+    if (v3) state.strategy = settings.strategy;
+    state.steps = fast || !previous || blueGreen ? [100] : settings.steps;
     await event('DEPLOYMENT_STARTED', 'running', { mode: input.mode, previous: previous ?? null, steps: state.steps, reason: input.reason ?? null });
 
     setStage('STARTING');
@@ -209,6 +301,10 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     if (v2) undo.push(() => compensate.stopVersionPool(service, version));
     await awaitReady(settings.instances);
     if (abortReason) return rollBack('ABORTED', abortReason);
+    // A rollback returns to a version that served before; it is not held up by a replay.
+    if (v3 && previous && input.mode !== 'rollback' && settings.replayGate.enabled) {
+      if (!(await passGate(previous))) return rollBack('ABORTED', abortReason ?? 'aborted');
+    }
     // With nothing active there is nothing to compare against: the version goes straight to 100%.
     if (previous) {
       await acts.transitionVersion(service, version, 'CANARY', input.reason);
@@ -216,14 +312,21 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     }
 
     setStage('CANARY');
+    // A step held for too little traffic keeps its weight and its start: the next analysis sees the whole span.
+    let holding = false;
+    let stepStartedMs = 0;
     for (let i = 0; i < state.steps.length; i++) {
       state.stepIndex = i;
       const weight = manualWeight ?? state.steps[i]!;
       manualWeight = undefined;
       if (weight >= 100 || promoteNow) break;
-      await route(weight);
-      const stepStartedMs = Date.now();
-      await event('CANARY_STEP', 'running', { step: i + 1, of: state.steps.length, weight, holdSec: settings.intervalSec });
+      if (!holding) {
+        await route(weight);
+        stepStartedMs = Date.now();
+        state.inconclusiveHolds = 0;
+        await event('CANARY_STEP', 'running', { step: i + 1, of: state.steps.length, weight, holdSec: settings.intervalSec });
+      }
+      holding = false;
       await hold(settings.intervalSec * 1000);
       if (breach) return rollBack('ROLLED_BACK', `circuit breaker: ${breach.reasons.join('; ')}`);
       if (abortReason) return rollBack('ABORTED', abortReason);
@@ -242,6 +345,22 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
       if (!analysis.healthy && !unjudged && ++state.failedChecks > settings.analysis.maxFailedChecks) {
         return rollBack('ROLLED_BACK', `analysis failed: ${analysis.reasons.join('; ')}`);
       }
+      // Too little traffic is not a pass (Argo's inconclusive rule), unless the replay gate proved the version.
+      if (v3 && unjudged && settings.analysis.onInconclusive === 'hold' && state.replayGate?.decision !== 'proven') {
+        if ((state.inconclusiveHolds ?? 0) < settings.analysis.maxInconclusiveHolds) {
+          state.inconclusiveHolds = (state.inconclusiveHolds ?? 0) + 1;
+          await event('STEP_HELD', 'info', { step: i + 1, hold: state.inconclusiveHolds, of: settings.analysis.maxInconclusiveHolds, requests: analysis.requests, reason: analysis.reasons.join('; ') });
+          holding = true;
+          i--;
+          continue;
+        }
+        state.paused = true;
+        await event('PAUSED', 'info', { step: i + 1, reason: `too little traffic to judge after ${state.inconclusiveHolds} holds: waiting for a person (resume, promote or abort)` });
+        await condition(() => !state.paused || interrupted() || promoteNow);
+        const broke = breached();
+        if (broke) return rollBack('ROLLED_BACK', `circuit breaker: ${broke.reasons.join('; ')}`);
+        if (abortReason) return rollBack('ABORTED', abortReason);
+      }
       const late = breached();
       if (late) return rollBack('ROLLED_BACK', `circuit breaker: ${late.reasons.join('; ')}`);
     }
@@ -258,10 +377,11 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     undo.length = 0;
     if (previous) {
       await acts.archiveVersion(service, previous, `replaced by ${version}`);
-      await acts.stopVersionPool(service, previous);
+      if (!blueGreen) await acts.stopVersionPool(service, previous);
     }
     setStage('ACTIVE');
-    await event('PROMOTED', 'ok', { previous: previous ?? null });
+    await event('PROMOTED', 'ok', { previous: previous ?? null, ...(v3 ? { strategy: settings.strategy } : {}) });
+    if (blueGreen && previous) await keepWarm(previous, settings.blueGreen.keepWarmSec);
     return state;
   }
 
