@@ -1,4 +1,4 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Config } from '../core/config.ts';
 import type { DeploymentInput, DeploymentMode, DeploymentState } from '../core/deployment.ts';
 import type { VersionDoc } from '../core/documents.ts';
@@ -94,6 +94,8 @@ export class DeploymentControl {
         : await handle.executeUpdate<DeploymentState, [unknown]>(name, { args: [arg] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new HttpError(409, 'control_refused', (err.cause as Error | undefined)?.message ?? err.message);
+      // The deployment ended between the look-up and the Update ("aborted by closing workflow").
+      if (err instanceof WorkflowNotFoundError) throw new HttpError(409, 'no_deployment', `${service} has no deployment in progress`);
       throw err;
     }
   }
