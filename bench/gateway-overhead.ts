@@ -64,6 +64,8 @@ const SERIAL_CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
 /** New sessions are opened until this many in a row land on stable, or for PROBE_GUARD_MS. */
 const SETTLED_AFTER = 20;
 const PROBE_GUARD_MS = 5_000;
+/** Canary sessions the failing calls come from, in turn. */
+const CANARY_CLIENTS = 3;
 /** How often MongoDB is read from the trip on to see the canary pulled. */
 const SEEN_POLL_MS = 10;
 
@@ -371,22 +373,30 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
     seen = watchPulled(store, events, t0);
   });
 
-  // A canary session (forced with X-Mcpship-Version; no admin token is configured) fed failing calls.
-  const transport = new StreamableHTTPClientTransport(new URL(urlA), { requestInit: { headers: { 'x-mcpship-version': CANARY } } });
-  const client = new Client({ name: 'mcpship-bench-canary', version: '0' });
-  client.onerror = () => {};
-  await client.connect(transport);
-  if (client.getServerVersion()?.version !== CANARY) throw new Error(`the forced session landed on ${client.getServerVersion()?.version}, not the canary`);
+  // Canary sessions (forced with X-Mcpship-Version; no admin token is configured) fed failing calls
+  // in turn: several clients, since a breach must hold without the client with the most failures.
+  const clients: Client[] = [];
+  for (let i = 0; i < CANARY_CLIENTS; i++) {
+    const transport = new StreamableHTTPClientTransport(new URL(urlA), { requestInit: { headers: { 'x-mcpship-version': CANARY } } });
+    const client = new Client({ name: `mcpship-bench-canary-${i}`, version: '0' });
+    client.onerror = () => {};
+    await client.connect(transport);
+    if (client.getServerVersion()?.version !== CANARY) throw new Error(`the forced session landed on ${client.getServerVersion()?.version}, not the canary`);
+    clients.push(client);
+  }
   let failingCalls = 0;
-  while (!trip && failingCalls < 200) {
-    try {
-      const result = await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
-      if (result.isError) failingCalls++;
-    } catch {
-      break; // the session was refused (404) once the canary was pulled
+  calls: while (!trip && failingCalls < 200) {
+    for (const client of clients) {
+      try {
+        const result = await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } });
+        if (result.isError) failingCalls++;
+      } catch {
+        break calls; // the session was refused (404) once the canary was pulled
+      }
+      if (trip) break;
     }
   }
-  await client.close().catch(() => {});
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
   off();
   if (!trip || !probing) {
     console.log(`the breaker did not trip after ${failingCalls} failing calls; nothing to measure`);
@@ -399,7 +409,7 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
 
   const a = describeProbes(probesA);
   const b = describeProbes(probesB);
-  console.log(`canary ${CANARY}: add returns isError; weights ${STABLE} 50 / ${CANARY} 50; the breaker tripped after ${failingCalls} failing calls (${trip.reasons.join('; ')})`);
+  console.log(`canary ${CANARY}: add returns isError; weights ${STABLE} 50 / ${CANARY} 50; the breaker tripped after ${failingCalls} failing calls from ${CANARY_CLIENTS} sessions (${trip.reasons.join('; ')})`);
   console.log(`trip → canary seen pulled in MongoDB: ${fmtMs(pulledMs)}; trip → BREAKER_OPEN event seen: ${fmtMs(eventMs)} (read every ${SEEN_POLL_MS} ms)\n`);
   console.log(
     table(

@@ -80,7 +80,8 @@ const ROLLOUT = {
 const BREACH_ROLLOUT = { ...ROLLOUT, steps: [50, 100], intervalSec: 30 };
 
 const ADD = "fn: (a, b) => a + b }";
-const BROKEN_ADD = "fn: (a, b) => { if (process.env.CALC_PROD === '1') throw new Error('regression in add'); return a + b; } }";
+// Validation steps get the manifest's env too, with CI=true: a regression the service's own tests miss.
+const BROKEN_ADD = "fn: (a, b) => { if (process.env.CALC_PROD === '1' && process.env.CI !== 'true') throw new Error('regression in add'); return a + b; } }";
 const ENDS = new Set(['PROMOTED', 'ROLLBACK_COMPLETE', 'DEPLOYMENT_ABORTED', 'VALIDATION_FAILED']);
 
 const log = createLogger('warn', 'bench');
