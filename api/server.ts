@@ -14,9 +14,12 @@ import { bearerToken, corsHeaders, securityGuard } from './gateway/security.ts';
 import { createTrafficGateway, type TrafficGateway } from './gateway/traffic-gateway.ts';
 import { DeploymentControl } from './deployment-control.ts';
 import { deploymentsRouter } from './routes/deployments.ts';
+import { replaysRouter } from './routes/replays.ts';
 import { eventsRouter } from './routes/events.ts';
 import { trafficRouter } from './routes/traffic.ts';
 import { servicesRouter } from './routes/services.ts';
+import { dashboardRouter } from './routes/dashboard.ts';
+import { dashboardSite } from './dashboard-site.ts';
 
 export interface ApiDeps {
   config: Config;
@@ -70,7 +73,14 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   app.use('/api', servicesRouter({ config, store: deps.store, versions, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
   app.use('/api', eventsRouter(deps.events, { maxStreams: config.api.maxEventStreams }));
   app.use('/api', trafficRouter({ store: deps.store, traffic }));
-  if (deps.temporal) app.use('/api', deploymentsRouter(new DeploymentControl(config, deps.store, deps.temporal)));
+  app.use('/api', dashboardRouter({ config, store: deps.store, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
+  if (deps.temporal) {
+    const control = new DeploymentControl(config, deps.store, deps.temporal);
+    // Before the deployments router, whose POST /services/:name/:control would take /replays.
+    app.use('/api', replaysRouter({ config, store: deps.store, temporal: deps.temporal, control }));
+    app.use('/api', deploymentsRouter(control));
+  }
+  app.use(dashboardSite(config.api));
   app.use(notFound);
   app.use(errorHandler(deps.log));
   return app;
