@@ -25,12 +25,14 @@ import {
   type JsonRpcId,
   type JsonRpcMessage,
 } from '../../core/routing.ts';
+import { ClientInfoMemo, traceContext } from './augment.ts';
 import { CACHEABLE_METHODS, TtlCapper } from './cache-hints.ts';
 import { clientKey, CLIENT_HEADER } from './client-key.ts';
 import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
 import { jsonArrayItems } from './json-text.ts';
 import { protocolFacts } from './protocol-generation.ts';
 import { DEFAULT_TAP_MAX_BYTES, ResponseTap } from './response-tap.ts';
+import { PIN_HEADER, type Pinning, type PinnedExchange } from './pinning.ts';
 import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
 import { corsHeaders, securityGuard } from './security.ts';
 import { SessionTable, type SessionTableOptions } from './session-table.ts';
@@ -50,6 +52,8 @@ export interface GatewayDeps {
   rand?: () => number;
   cache?: RoutingCacheOptions;
   sessions?: SessionTableOptions;
+  /** Version pinning through transform chains (pinning.ts). */
+  pinning?: Pinning;
 }
 
 export interface Gateway {
@@ -86,6 +90,11 @@ interface Exchange {
   ttlCapMs?: number;
   cacheableIds: Set<JsonRpcId>;
   capper?: TtlCapper;
+  /** A pinned client's exchange (pinning.ts): its forwarded body and the rewriter of the answer. */
+  pin?: PinnedExchange;
+  rewriter?: NodeJS.ReadWriteStream;
+  /** A traceparent the gateway made (the client sent none): forwarded to the server. */
+  traceparent?: string;
   proxyReq?: ClientRequest;
   proxyRes?: IncomingMessage;
   tap?: ResponseTap;
@@ -142,6 +151,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const exchanges = new WeakMap<IncomingMessage, Exchange>();
   const live = new Set<{ ex: Exchange; res: ServerResponse }>();
   const unreachableAt = new Map<string, number>();
+  const clientInfos = new ClientInfoMemo();
   const timeoutMs = config.gateway.upstreamTimeoutMs;
 
   const safely = (what: string, fn: () => void) => {
@@ -248,7 +258,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     res.setHeader('x-mcpship-version', ex.ctx.version);
     // A capped body may differ in length; it goes out chunked.
-    if (ex.capper) res.removeHeader('content-length');
+    if (ex.capper || ex.rewriter) res.removeHeader('content-length');
     for (const [name, value] of Object.entries(corsHeaders(req.headers.origin))) res.setHeader(name, value);
     if (ex.tap?.transport === 'sse') {
       // no-transform keeps compression (middleware or proxies in front) from holding events back;
@@ -276,6 +286,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       decider.noteSessionMode(service, version, returnedId ? 'stateful' : 'stateless');
       if (returnedId) {
         ex.ctx.sessionId = returnedId;
+        if (ex.ctx.clientName !== undefined) clientInfos.remember(returnedId, { clientName: ex.ctx.clientName, ...optional('clientVersion', ex.ctx.clientVersion) });
         // Before the client learns the id, so that its next request finds it on any gateway.
         await sessions.open(returnedId, { service, version, instanceId });
       }
@@ -304,6 +315,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (ex.tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
       ex.capper = new TtlCapper({ transport: ex.tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
     }
+    ex.rewriter = ex.pin?.rewriter(proxyRes.headers['content-type']);
     writeHead(ex, proxyRes, req, res);
     proxyRes.on('data', (chunk: Buffer) => {
       armTimer(ex, res);
@@ -317,11 +329,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     proxyRes.on('error', () => {
       if (!ex.timedOut && !res.writableEnded) res.destroy();
     });
-    if (ex.capper) {
-      // The tap reads what the instance sent (capture keeps the server's own words); the client gets the capped copy.
-      ex.capper.on('error', () => res.destroy());
-      proxyRes.pipe(ex.capper).pipe(res);
-    } else proxyRes.pipe(res);
+    // The tap reads what the instance sent (capture keeps the server's own words); the client gets
+    // the capped copy, in its pinned version's shapes.
+    let out: NodeJS.ReadableStream = proxyRes;
+    for (const stage of [ex.capper, ex.rewriter]) {
+      if (!stage) continue;
+      stage.on('error', () => res.destroy());
+      out = out.pipe(stage);
+    }
+    out.pipe(res);
   };
 
   const onProxyError = (err: Error & { code?: string }, req: IncomingMessage, res: ServerResponse | unknown) => {
@@ -366,13 +382,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
         }
         proxyReq.removeHeader('x-mcpship-version');
         proxyReq.removeHeader('x-mcpship-admin-token');
+        proxyReq.removeHeader(PIN_HEADER);
+        if (ex.traceparent) proxyReq.setHeader('traceparent', ex.traceparent);
         // Identity bodies only: the tap must read them, and compression holds SSE bytes back.
         proxyReq.setHeader('accept-encoding', 'identity');
-        if (ex.body) {
+        const body = ex.pin?.body ?? ex.body;
+        if (body) {
           proxyReq.removeHeader('transfer-encoding');
           proxyReq.removeHeader('content-encoding');
-          proxyReq.setHeader('content-length', ex.body.length);
-          proxyReq.write(ex.body);
+          proxyReq.setHeader('content-length', body.length);
+          proxyReq.write(body);
         }
       },
       proxyRes: (proxyRes, req, res) => {
@@ -460,6 +479,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (decision.closeSession) sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
       return sendRpcError(res, decision.status, decision.body);
     }
+    const pin = deps.pinning ? await deps.pinning.prepare(service, decision.version, header(req, PIN_HEADER), messages, batch, facts.rpcId) : { kind: 'none' as const };
+    if (pin.kind === 'reject') return sendRpcError(res, pin.status, pin.body);
+    const trace = traceContext(header(req, 'traceparent'));
 
     const ex: Exchange = {
       ctx: {
@@ -472,6 +494,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
         generation: protocol.generation,
         clientKey: key.key,
         startedAt: res.locals.mcpshipStartedAt as number,
+        traceId: trace.traceId,
+        ...clientInfos.fromMessages(messages, decision.session?.sessionId),
+        ...(pin.kind === 'pin' ? { versionAsked: pin.versionAsked, transforms: pin.pinned.transformIds } : {}),
       },
       method,
       target: decision.instance.url,
@@ -483,6 +508,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       sessionBound: decision.session !== undefined,
       channel: method === 'GET' || (!batch && classified[0]?.method === 'subscriptions/listen'),
       ...optional('ttlCapMs', decision.ttlCapMs),
+      ...(pin.kind === 'pin' ? { pin: pin.pinned } : {}),
+      ...(trace.generated ? { traceparent: trace.traceparent } : {}),
       cacheableIds: new Set(requestIds(classified.filter((c) => c.method !== undefined && CACHEABLE_METHODS.has(c.method)))),
       clientMessagesSent: false,
       timedOut: false,

@@ -8,6 +8,7 @@ import { CaptureWriter } from './capture.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { MetricsRecorder } from './metrics.ts';
 import { onAlert, onBreach } from './on-breach.ts';
+import { Pinning } from './pinning.ts';
 import { fanOut } from './traffic.ts';
 
 export interface TrafficGateway {
@@ -15,6 +16,7 @@ export interface TrafficGateway {
   metrics: MetricsRecorder;
   breaker: CircuitBreaker;
   capture?: CaptureWriter;
+  pinning: Pinning;
   close(): Promise<void>;
 }
 
@@ -27,7 +29,8 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
   const metrics = new MetricsRecorder({ store, log });
   const breaker = new CircuitBreaker();
   const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, { log, events }) : undefined;
-  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, ...(capture ? [capture] : [])), breaker });
+  const pinning = new Pinning({ store, log, gatewayId: metrics.gatewayId });
+  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, ...(capture ? [capture] : [])), breaker, pinning });
 
   const handleBreach = onBreach({ store, events, cache: gateway.cache, log, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   breaker.onTrip((trip) => void handleBreach(trip).catch((err: unknown) => log.error({ err, service: trip.service }, 'breach handling failed')));
@@ -55,11 +58,13 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
     metrics,
     breaker,
     ...(capture ? { capture } : {}),
+    pinning,
     async close() {
       clearInterval(timer);
       await gateway.close();
       await metrics.close();
       await capture?.close();
+      await pinning.close();
     },
   };
 }
