@@ -1,0 +1,200 @@
+/**
+ * Differential replay and the replay gate on the real stack (Temporal, FerretDB, worker with
+ * runner, API and gateway), with real MCP server processes (test/fixtures/replay-service) and SDK
+ * clients making the captured traffic:
+ * - a compatible version whose answers carry a timestamp passes (noise), a destructive tool is not
+ *   replayed, through the API and through the CLI;
+ * - a version that breaks a tool used in the capture is BLOCKED before any user request reaches it,
+ *   and an override with a reason lets it go on;
+ * - blue-green: the gate, then 100% at once, the previous version kept warm for a rollback.
+ */
+import assert from 'node:assert/strict';
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { execa } from 'execa';
+import type { DeploymentState } from '../../core/deployment.ts';
+import type { EventDoc, ReplayReportDoc, VersionDoc } from '../../core/documents.ts';
+import { createLogger } from '../../core/log.ts';
+import { readRouting } from '../../core/routing-store.ts';
+import { startSystem, type System } from '../../cli/system.ts';
+import { repoRoot } from '../../stack/binaries.ts';
+import { freePort } from '../../stack/ports.ts';
+import { McpTraffic } from '../support/mcp-traffic.ts';
+import { testConfig } from '../support/stack-env.ts';
+import { waitFor } from '../support/wait.ts';
+
+const SERVICE = 'rp';
+let system: System;
+let base: string;
+let dir: string;
+let wipeLog: string;
+let config: ReturnType<typeof testConfig>;
+
+const ROLLOUT = {
+  autoDeploy: true,
+  steps: [50, 100],
+  intervalSec: 2,
+  analysis: { minRequests: 1, requireTraffic: false, onInconclusive: 'pass' },
+  replayGate: { minMessages: 5 },
+};
+
+before(async () => {
+  config = testConfig({ MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100', MCPSHIP_DRAIN_MS: '200' });
+  wipeLog = path.join(config.stateDir, 'wipes.log');
+  await writeFile(wipeLog, '');
+  // Passed to the instances through the manifest's passEnv: every wipe any instance runs is logged.
+  process.env.WIPE_LOG = wipeLog;
+  system = await startSystem(config, createLogger('warn'), { worker: true, api: true });
+  base = system.api!.url;
+  dir = path.join(config.servicesDir, SERVICE);
+});
+
+after(async () => {
+  await system?.stop();
+});
+
+async function api<T = any>(method: string, pathname: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${base}${pathname}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+async function saveVersion(version: string, env: Record<string, string>, rollout: Record<string, unknown> = ROLLOUT): Promise<void> {
+  const file = path.join(dir, 'mcp.json');
+  const m = JSON.parse(await readFile(file, 'utf8'));
+  await writeFile(file, JSON.stringify({ ...m, name: SERVICE, version, start: { ...m.start, env }, rollout }, null, 2));
+}
+
+const versionState = async (version: string) => (await system.store.versions.findOne({ service: SERVICE, version }))?.state;
+const timeline = async () => (await system.events.list({ service: SERVICE, limit: 1000 })).map((e: EventDoc) => `${e.kind}@${e.version ?? ''}`).join(' ');
+function waitForState(version: string, state: VersionDoc['state']): Promise<true> {
+  return waitFor(`${SERVICE}@${version} ${state}`, async () => (await versionState(version)) === state || undefined, 300_000, 250).catch(async (err) => {
+    throw new Error(`${(err as Error).message}\nevents: ${await timeline()}`);
+  });
+}
+const wipes = async () => (await readFile(wipeLog, 'utf8')).split('\n').filter(Boolean).length;
+
+async function waitForReport(replayId: string): Promise<ReplayReportDoc> {
+  return waitFor(`replay ${replayId} to finish`, async () => {
+    const { status, body } = await api<ReplayReportDoc>('GET', `/api/services/${SERVICE}/replays/${replayId}`);
+    return status === 200 && body.status !== 'RUNNING' ? body : undefined;
+  }, 300_000, 250);
+}
+
+/** Captured user traffic of the stable version: sessions calling lookup, add and the destructive wipe. */
+async function userSessions(sessions: number): Promise<void> {
+  for (let s = 0; s < sessions; s++) {
+    const client = new Client({ name: `user-${s % 2}`, version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/${SERVICE}`));
+    await client.connect(transport);
+    for (const key of ['a', 'b', 'c']) await client.callTool({ name: 'lookup', arguments: { key } });
+    for (let i = 0; i < 3; i++) await client.callTool({ name: 'add', arguments: { a: i, b: s } });
+    await client.callTool({ name: 'wipe', arguments: {} });
+    await transport.terminateSession();
+    await client.close();
+  }
+}
+
+test('the first version goes live and its traffic is captured', async () => {
+  await cp(path.join(repoRoot, 'test', 'fixtures', 'replay-service'), dir, { recursive: true });
+  await saveVersion('1.0.0', { MODE: 'good' });
+  await waitForState('1.0.0', 'ACTIVE');
+  await userSessions(4);
+  // Capture is asynchronous: wait for every tool answer (7 per session) to be stored.
+  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: SERVICE, version: '1.0.0', direction: 'server_to_client', toolName: { $exists: true } })) >= 28 || undefined, 60_000, 200);
+  assert.equal(await wipes(), 4, 'each user session wiped once');
+});
+
+test('a compatible version with a timestamp in its answers passes through the API; the destructive tool is not replayed', async () => {
+  await saveVersion('1.0.1', { MODE: 'good' }, { ...ROLLOUT, autoDeploy: false });
+  await waitForState('1.0.1', 'STAGED');
+  const started = await api<{ replayId: string; workflowId: string }>('POST', `/api/services/${SERVICE}/replays`, { version: '1.0.1' });
+  assert.equal(started.status, 202, JSON.stringify(started.body));
+  assert.equal(started.body.workflowId, `replay/${SERVICE}/1.0.1`);
+  const report = await waitForReport(started.body.replayId);
+
+  assert.equal(report.status, 'DONE', report.error);
+  assert.equal(report.baseline, '1.0.0');
+  assert.deepEqual(
+    { ...report.counts },
+    { replayed: 28, equal: 12, noise: 12, differs: 0, breaks: 0, skipped: 4 },
+    `counts ${JSON.stringify(report.counts)} samples ${JSON.stringify(report.samples)}`,
+  );
+  assert.match(report.skippedTools.wipe!, /destructiveHint/);
+  assert.equal(await wipes(), 4, 'no replay instance ran wipe');
+  assert.equal(report.gate?.decision, 'proven');
+  const noisy = report.noisyPaths.filter((p) => p.tool === 'lookup').map((p) => p.path).sort();
+  assert.deepEqual(noisy, ['/result/content/*/text/nonce', '/result/content/*/text/servedAt']);
+  // The matrix's replay cells.
+  const cells = await system.store.compatCells.find({ service: SERVICE, version: '1.0.1', source: 'replay' }).toArray();
+  const byKey = Object.fromEntries(cells.map((c) => [c.columnKey, c.status]));
+  assert.equal(byKey['tool:add'], 'equal');
+  assert.equal(byKey['tool:lookup'], 'noise');
+  assert.equal(byKey['tool:wipe'], 'skipped');
+  assert.ok(cells.some((c) => c.column.kind === 'client' && c.column.clientName === 'user-0'), `client columns: ${Object.keys(byKey).join(', ')}`);
+});
+
+test('mcpship replay prints progress and the report; a differing version would be blocked (exit 1)', async () => {
+  await saveVersion('1.0.2', { MODE: 'different' }, { ...ROLLOUT, autoDeploy: false });
+  await waitForState('1.0.2', 'STAGED');
+  const cli = await execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'replay', SERVICE, '1.0.2', '--tools', 'lookup', '--api', base], { reject: false, cwd: repoRoot, env: { MCPSHIP_LOG_LEVEL: 'warn', MCPSHIP_STATE_DIR: config.stateDir } });
+  assert.equal(cli.exitCode, 1, `${cli.stdout}\n${cli.stderr}`);
+  assert.match(cli.stdout, /replay \S+ started \(replay\/rp\/1\.0\.2\)/);
+  assert.match(cli.stdout, /replayed 12: equal 0, noise 0, differs 12, breaks 0, skipped 0/);
+  assert.match(cli.stdout, /value_changed\s+\/result\/content\/\*\/text\/value/);
+  assert.match(cli.stdout, /gate: BLOCKED/);
+});
+
+test('a version that breaks a tool used in the capture is BLOCKED before any user request reaches it; an override lets it go on', async () => {
+  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`);
+  await waitFor('traffic to flow', () => traffic.report.ok > 5);
+  await saveVersion('1.0.3', { MODE: 'broken' });
+  await waitForState('1.0.3', 'BLOCKED');
+  // Users kept calling all along; not one of their requests went to the blocked version.
+  const during = traffic.report.ok;
+  await waitFor('more user calls while blocked', () => traffic.report.ok > during + 5);
+  assert.equal(await system.store.messages.countDocuments({ service: SERVICE, version: '1.0.3' }), 0, 'no user traffic captured for the candidate');
+  assert.deepEqual((await readRouting(system.store, SERVICE)).weights['1.0.3'] ?? 0, 0);
+  const state = (await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body;
+  assert.equal(state.stage, 'BLOCKED');
+  assert.equal(state.replayGate?.decision, 'blocked');
+  assert.ok((state.replayGate?.counts?.breaks ?? 0) >= 6, JSON.stringify(state.replayGate));
+  assert.match(state.replayGate!.reasons.join(' '), /break/);
+  const blocked = (await system.events.list({ service: SERVICE, limit: 1000 })).find((e) => e.kind === 'REPLAY_BLOCKED' && e.version === '1.0.3');
+  assert.ok(blocked, await timeline());
+
+  // Promote is refused while blocked; an override needs a reason.
+  assert.equal((await api('POST', `/api/services/${SERVICE}/promote`, {})).status, 409);
+  assert.equal((await api('POST', `/api/services/${SERVICE}/deployment/override`, {})).status, 400);
+  const overridden = await api<DeploymentState>('POST', `/api/services/${SERVICE}/deployment/override`, { reason: 'add is being fixed by the caller' });
+  assert.equal(overridden.status, 200, JSON.stringify(overridden.body));
+  await waitFor('the canary step after the override', async () => (await system.events.list({ service: SERVICE, limit: 1000 })).some((e) => e.kind === 'CANARY_STEP' && e.version === '1.0.3') || undefined, 120_000, 250);
+  assert.equal((await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body.replayGate?.override, 'add is being fixed by the caller');
+  await api('POST', `/api/services/${SERVICE}/abort`, { reason: 'test done' });
+  await waitFor('1.0.3 to end', async () => ['ABORTED', 'ROLLED_BACK'].includes((await versionState('1.0.3')) ?? '') || undefined, 120_000, 250);
+  await traffic.stop();
+});
+
+test('blue-green: gate, then 100% at once; the previous version stays warm and a rollback to it is instant', async () => {
+  await saveVersion('1.0.4', { MODE: 'good' }, { ...ROLLOUT, strategy: 'blueGreen', blueGreen: { keepWarmSec: 600 } });
+  await waitForState('1.0.4', 'ACTIVE');
+  const events = (await system.events.list({ service: SERVICE, limit: 1000 })).filter((e) => e.version === '1.0.4');
+  assert.ok(events.some((e) => e.kind === 'REPLAY_GATE' && e.status === 'ok'), events.map((e) => e.kind).join(' '));
+  assert.ok(!events.some((e) => e.kind === 'CANARY_STEP'), 'no canary steps');
+  const routing = await readRouting(system.store, SERVICE);
+  assert.equal(routing.stable, '1.0.4');
+  assert.equal(await versionState('1.0.0'), 'ARCHIVED');
+  await waitFor('the deployment to keep 1.0.0 warm', async () => (await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body.stage === 'WARM' || undefined, 60_000, 250);
+  assert.ok((await system.store.instances.countDocuments({ service: SERVICE, version: '1.0.0', state: 'ready' })) >= 1, 'previous instances still ready');
+
+  const from = Date.now();
+  const rollback = await api('POST', `/api/services/${SERVICE}/rollback`, { version: '1.0.0' });
+  assert.equal(rollback.status, 202, JSON.stringify(rollback.body));
+  await waitForState('1.0.0', 'ACTIVE');
+  const tookMs = Date.now() - from;
+  const restarted = await system.store.instances.find({ service: SERVICE, version: '1.0.0' }).toArray();
+  assert.ok(restarted.every((i) => i.restarts === 0), 'the warm instances served the rollback, none was started anew');
+  console.log(`blue-green rollback to the warm version: ${tookMs} ms`);
+});
