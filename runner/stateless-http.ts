@@ -5,8 +5,8 @@
  * stream that stays open. The client closing the connection first cancels the request (stdio has
  * no stream to close, so the process is sent `notifications/cancelled`).
  *
- * The request itself was classified and its headers checked against its body by the MCP SDK's
- * own classifier (classifyInboundRequest) before it gets here.
+ * The request itself was classified by the MCP SDK's own classifier (classifyInboundRequest) and
+ * its headers checked against its body (runner/stateless-headers.ts) before it gets here.
  */
 import type { Request, Response } from 'express';
 import type { JSONRPCMessage, JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';

@@ -18,6 +18,7 @@ import { classifyInboundRequest } from '@modelcontextprotocol/server';
 import { localhostHostValidation } from '@modelcontextprotocol/sdk/server/middleware/hostHeaderValidation.js';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULT_STDIO, type StdioSettings } from '../core/manifest.ts';
+import { headerMismatch } from './stateless-headers.ts';
 import { serveStateless } from './stateless-http.ts';
 import { StatelessPool } from './stdio-pool.ts';
 import { BridgedSession } from './stdio-session.ts';
@@ -143,7 +144,10 @@ export async function createStdioBridge(options: StdioBridgeOptions): Promise<St
       if (closing) return void res.status(503).json(rpcError(-32000, 'The bridge is shutting down', req.body?.id));
       // The 2026-07-28 revision defines no client notification over HTTP (cancelling is closing the stream).
       if (route.messageKind === 'notification') return void res.status(202).end();
-      return serveStateless(pool, route.message as JSONRPCRequest, req, res);
+      const request = route.message as JSONRPCRequest;
+      const mismatch = headerMismatch({ protocolVersion: req.get('mcp-protocol-version'), method: req.get('mcp-method'), name: req.get('mcp-name') }, request);
+      if (mismatch) return void res.status(400).json(rpcError(-32020, `Bad Request: the request headers and body disagree: ${mismatch}`, request.id));
+      return serveStateless(pool, request, req, res);
     }
     if (route.reason === 'initialize') return openSession(req, res);
     res.status(400).json(rpcError(-32000, 'Bad Request: no valid Mcp-Session-Id header', req.body?.id));

@@ -144,7 +144,7 @@ test('stateless clients share the pool: many concurrent SDK v2 clients, each get
   await closeBridge(b);
 });
 
-test('a stateless request is answered by the 2026-07-28 HTTP rules: JSON, header/body mismatch 400, unknown method 404, notification 202', async () => {
+test('a stateless request is answered by the 2026-07-28 HTTP rules: JSON, header/body mismatch 400 (Mcp-Name too), unknown method 404, notification 202', async () => {
   const b = await bridge({ statelessPool: 1 });
   const post = (body: unknown, headers: Record<string, string> = {}) =>
     fetch(b.url, { method: 'POST', headers: { ...MODERN_HEADERS, ...headers }, body: JSON.stringify(body) });
@@ -159,6 +159,10 @@ test('a stateless request is answered by the 2026-07-28 HTTP rules: JSON, header
   const mismatch = await post({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: { _meta: ENVELOPE } }, { 'mcp-method': 'tools/call' });
   assert.equal(mismatch.status, 400);
   assert.equal(((await mismatch.json()) as { error: { code: number } }).error.code, -32020);
+
+  const unnamed = await post({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'whoami', arguments: { tag: 'x' }, _meta: ENVELOPE } }, { 'mcp-method': 'tools/call', 'mcp-name': 'other' });
+  assert.equal(unnamed.status, 400, 'Mcp-Name must name the body’s tool: the stdio server cannot see headers, so the bridge checks');
+  assert.match(((await unnamed.json()) as { error: { code: number; message: string } }).error.message, /Mcp-Name header names "other"/);
 
   const unknown = await post({ jsonrpc: '2.0', id: 3, method: 'nothing/here', params: { _meta: ENVELOPE } }, { 'mcp-method': 'nothing/here' });
   assert.equal(unknown.status, 404);
