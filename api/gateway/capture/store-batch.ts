@@ -27,8 +27,15 @@ export class WriteTimeoutError extends Error {
  */
 const TRANSIENT_CODES = new Set([6, 7, 13, 18, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
-/** Whether an error means the database is away (retry later) rather than that it refused the data. */
-export function isUnreachable(err: unknown): boolean {
+/**
+ * Whether an error means the database is away (retry later) rather than that it refused the data.
+ * insertMany wraps the driver's own error (a closed connection, ECONNREFUSED, a cleared pool) in a
+ * MongoBulkWriteError with no write errors and the original as its errorResponse: that one decides.
+ */
+export function isUnreachable(err: unknown, depth = 0): boolean {
+  if (depth > 4) return false;
+  if (err instanceof MongoBulkWriteError && err.errorResponse instanceof Error && isUnreachable(err.errorResponse, depth + 1)) return true;
+  if (err instanceof Error && err.cause instanceof Error && isUnreachable(err.cause, depth + 1)) return true;
   if (err instanceof WriteTimeoutError) return true;
   if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || err instanceof MongoNotConnectedError || err instanceof MongoTopologyClosedError) {
     return true;
