@@ -47,7 +47,7 @@ export class PinnedExchange {
 
   /** Migrates the client's messages forward; a transform that throws answers the exchange with an error instead. */
   forward(messages: readonly JsonRpcMessage[], batch: boolean): JsonRpcErrorBody | undefined {
-    if (this.chain.steps.length === 0) return undefined;
+    if (this.chain.steps.length === 0 || messages.length === 0) return undefined;
     const out: JsonRpcMessage[] = [];
     for (const msg of messages) {
       if (typeof msg.method !== 'string' || !('id' in msg)) {
