@@ -52,10 +52,17 @@ test('with Temporal stopped the gateway keeps routing on the last weights, and t
   await writeFile(path.join(dir, 'src', 'note.js'), 'export const note = 2;\n');
   await waitForEvent((e) => e.kind === 'CANARY_STEP' && e.version === '1.0.1', 'the canary step at 50%', from);
 
-  const traffic = new McpTraffic(`${system.api!.url}/mcp/${SERVICE}`);
+  // A new session every 2 calls, so that many sessions are opened while Temporal is down.
+  const traffic = new McpTraffic(`${system.api!.url}/mcp/${SERVICE}`, 2, 20, 2);
   await temporal.stop();
   const okAtStop = traffic.report.ok;
+  const sessionsAtStop = { ...traffic.report.sessionsByVersion };
+  const openedSinceStop = (version: string) => (traffic.report.sessionsByVersion[version] ?? 0) - (sessionsAtStop[version] ?? 0);
   await waitFor('traffic to go on without Temporal', () => traffic.report.ok > okAtStop + 50);
+  // What the gateway does, not only what MongoDB holds: new sessions still follow the 50/50 split.
+  await waitFor('sessions opened during the outage to land on both versions', () => openedSinceStop('1.0.0') > 0 && openedSinceStop('1.0.1') > 0).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(traffic.report.sessionsByVersion)} now, ${JSON.stringify(sessionsAtStop)} at the stop`);
+  });
   const routing = await readRouting(system.store, SERVICE);
   assert.deepEqual({ ...routing.weights }, { '1.0.0': 50, '1.0.1': 50 }, 'the last weights still hold');
 

@@ -10,13 +10,26 @@ export interface TrafficReport {
   toolErrors: number;
   /** Sessions ended by the gateway with 404 and started anew, as the MCP spec tells clients. */
   reinitialized: number;
+  /** Each successful call: the version that answered it (the gateway's X-Mcpship-Version header), and when (Date.now()). */
+  answers: { version: string; at: number }[];
+  /** New sessions by the version the gateway gave them (X-Mcpship-Version of the initialize answer). */
+  sessionsByVersion: Record<string, number>;
   errors: string[];
 }
 
-async function connect(url: string): Promise<Client> {
+const count = (tally: Record<string, number>, key: string) => void (tally[key] = (tally[key] ?? 0) + 1);
+
+/** A client whose `version()` is the X-Mcpship-Version of the last response its session got. */
+async function connect(url: string): Promise<{ client: Client; version: () => string }> {
+  let version = 'unknown';
   const client = new Client({ name: 'mcpship-traffic', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
-  return client;
+  const seeVersion: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init);
+    version = res.headers.get('x-mcpship-version') ?? version;
+    return res;
+  };
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: seeVersion }));
+  return { client, version: () => version };
 }
 
 /**
@@ -27,7 +40,7 @@ async function connect(url: string): Promise<Client> {
 export class McpTraffic {
   private running = true;
   private readonly loops: Promise<void>[] = [];
-  readonly report: TrafficReport = { calls: 0, ok: 0, failed: 0, toolErrors: 0, reinitialized: 0, errors: [] };
+  readonly report: TrafficReport = { calls: 0, ok: 0, failed: 0, toolErrors: 0, reinitialized: 0, answers: [], sessionsByVersion: {}, errors: [] };
 
   constructor(
     private readonly url: string,
@@ -45,25 +58,29 @@ export class McpTraffic {
   }
 
   private async loop(): Promise<void> {
-    let client: Client | undefined;
+    let session: Awaited<ReturnType<typeof connect>> | undefined;
     let n = 0;
     while (this.running) {
       n++;
       this.report.calls++;
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
-          client ??= await connect(this.url);
-          const result = await client.callTool({ name: 'add', arguments: { a: n, b: 1 } });
+          if (!session) {
+            session = await connect(this.url);
+            count(this.report.sessionsByVersion, session.version());
+          }
+          const result = await session.client.callTool({ name: 'add', arguments: { a: n, b: 1 } });
           if (result.isError) {
             this.report.toolErrors++;
             this.fail(`tool error: ${JSON.stringify(result.content).slice(0, 200)}`);
           } else {
             this.report.ok++;
+            this.report.answers.push({ version: session.version(), at: Date.now() });
           }
           break;
         } catch (err) {
-          await client?.close().catch(() => {});
-          client = undefined;
+          await session?.client.close().catch(() => {});
+          session = undefined;
           if (err instanceof StreamableHTTPError && err.code === 404 && attempt === 0) {
             this.report.reinitialized++;
             continue;
@@ -73,12 +90,12 @@ export class McpTraffic {
         }
       }
       if (n % this.callsPerSession === 0) {
-        await client?.close().catch(() => {});
-        client = undefined;
+        await session?.client.close().catch(() => {});
+        session = undefined;
       }
       await new Promise((r) => setTimeout(r, this.pauseMs));
     }
-    await client?.close().catch(() => {});
+    await session?.client.close().catch(() => {});
   }
 
   async stop(): Promise<TrafficReport> {
