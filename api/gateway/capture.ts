@@ -1,11 +1,13 @@
 /**
  * Message capture: every JSON-RPC message through the gateway becomes a MessageDoc holding its
- * exact text (capture/shape.ts). The proxy only pays for shaping the document; writing happens in
- * batches off the request path, through a bounded buffer that overflows into a bounded spill on
- * disk (capture/spill.ts, written asynchronously) while MongoDB is slow or away, replayed when it
- * is back. A message MongoDB refuses is quarantined alone (capture/store-batch.ts); a message that
- * is lost anyway is counted and reported as an event (capture/drops.ts). messageId is
- * unique-indexed, so a replay that meets an already stored message is a no-op.
+ * exact text (capture/shape.ts). On the request path the proxy pays for shaping the document and
+ * one synchronous append to the journal (capture/journal.ts), so a process kill loses nothing it
+ * forwarded. Writing to MongoDB happens in batches off the request path, from a bounded buffer;
+ * while MongoDB is slow or away the buffer is let go and the journal is the spill, replayed when
+ * it is back (and by the next writer after a crash). A message MongoDB refuses is quarantined
+ * alone (capture/store-batch.ts); a message that is lost anyway is counted and reported as an
+ * event (capture/drops.ts). messageId is unique-indexed, so a replay that meets an already stored
+ * message is a no-op.
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -17,7 +19,7 @@ import { DropReporter, type DropSink } from './capture/drops.ts';
 import { compileRedactPaths, type RedactPaths } from './capture/redact.ts';
 import { RequestClock } from './capture/request-clock.ts';
 import { messageKind, shapeMessage, toolNameOf } from './capture/shape.ts';
-import { docBytes, SpillLog, type SpillDropReason } from './capture/spill.ts';
+import { docBytes, Journal, type JournalEntry } from './capture/journal.ts';
 import { quarantineRecord, storeBatch } from './capture/store-batch.ts';
 import type { ExchangeContext, JsonRpcMessage, TrafficObserver } from './traffic.ts';
 
@@ -32,16 +34,16 @@ export interface CaptureWriterOptions {
   batchSize?: number;
   /** How often the buffer is written when it does not fill a batch first. */
   flushIntervalMs?: number;
-  /** Bounds of the in-memory buffer; beyond them messages go to the spill. */
+  /** Bounds of the in-memory buffer; beyond them the buffer is let go to the spill (the journal keeps it). */
   maxBufferedMessages?: number;
   maxBufferedBytes?: number;
   /** After a failed write, how long to spill without trying MongoDB again. */
   retryMs?: number;
   /** A write that takes longer counts as failed (its documents are spilled, replay dedupes). */
   writeTimeoutMs?: number;
-  /** A spill file is closed and a new one begun beyond this size. */
+  /** A journal file is closed and a new one begun beyond this size (a crash replays at most a few). */
   spillSegmentBytes?: number;
-  /** All spill files together; beyond this messages are dropped (and reported). */
+  /** All journal files together; beyond this messages are dropped (and reported) once MongoDB cannot take them. */
   spillMaxBytes?: number;
   /** Where drops are reported as events (the event store). */
   events?: DropSink;
@@ -53,19 +55,21 @@ export interface CaptureCounters {
   captured: number;
   /** Stored in MongoDB straight from the buffer. */
   written: number;
-  /** Written to the spill files. */
+  /** Appended to the journal (every message, unless its write failed or the journal was full). */
+  journaled: number;
+  /** Waited in the spill: journaled while MongoDB was away or the buffer full, or let go from the buffer. */
   spilled: number;
   /** Stored in MongoDB from the spill (including already stored ones met again). */
   replayed: number;
   /** Stored as quarantine records (MongoDB refused them as shaped, or they could not be shaped). */
   quarantined: number;
-  /** Lost: the spill was full or could not be written, a quarantine record was refused, a spill line was torn. */
+  /** Lost: neither in MongoDB nor in the journal (full or failing), a quarantine record was refused, a journal line was torn. */
   dropped: number;
   /** In memory now. */
   buffered: number;
   /** In the spill now, waiting for MongoDB. */
   spillPending: number;
-  /** Bytes of spill files on disk now. */
+  /** Bytes of journal files on disk now. */
   spillBytes: number;
   /** Found in spill files a dead process left behind (counted again in replayed once stored). */
   adopted: number;
@@ -74,12 +78,14 @@ export interface CaptureCounters {
 interface Buffered {
   doc: MessageDoc;
   bytes: number;
+  /** Where the journal holds it; none if its write failed (then it is only here). */
+  entry: JournalEntry | undefined;
 }
 
 export class CaptureWriter implements TrafficObserver {
   private readonly opts: Required<Omit<CaptureWriterOptions, 'log' | 'events'>> & Pick<CaptureWriterOptions, 'log'>;
   private readonly redactPaths: RedactPaths;
-  private readonly spill: SpillLog;
+  private readonly journal: Journal;
   private readonly drops: DropReporter;
   private readonly clock = new RequestClock();
   private buffer: Buffered[] = [];
@@ -102,23 +108,22 @@ export class CaptureWriter implements TrafficObserver {
       maxBufferedBytes: 32 * 1024 * 1024,
       retryMs: 1_000,
       writeTimeoutMs: 30_000,
-      spillSegmentBytes: 8 * 1024 * 1024,
+      spillSegmentBytes: 1024 * 1024,
       spillMaxBytes: 512 * 1024 * 1024,
       ...options,
     };
     this.redactPaths = compileRedactPaths(this.opts.redact);
     this.drops = new DropReporter(options.events, this.opts.log);
-    this.spill = new SpillLog({
+    this.journal = new Journal({
       dir: this.opts.spillDir,
       writerId: randomUUID().slice(0, 8),
       segmentBytes: this.opts.spillSegmentBytes,
       maxBytes: this.opts.spillMaxBytes,
-      maxQueuedBytes: this.opts.maxBufferedBytes,
-      onDrop: (docs, reason, err) => this.dropped(docs, reason, err),
+      ...(this.opts.log ? { log: this.opts.log } : {}),
     });
     this.timer = setInterval(() => this.kick(), this.opts.flushIntervalMs);
     this.timer.unref();
-    if (this.spill.hasPending) this.kick();
+    if (this.journal.hasPending) this.kick();
   }
 
   /** A writer with the gateway's capture settings; spill under <stateDir>/capture-spill. */
@@ -130,28 +135,32 @@ export class CaptureWriter implements TrafficObserver {
   get counters(): CaptureCounters {
     return {
       ...this.counts,
-      spilled: this.spill.spilled,
+      journaled: this.journal.journaled,
+      spilled: this.journal.spilled,
       buffered: this.buffer.length,
-      spillPending: this.spill.pending,
-      spillBytes: this.spill.diskBytes,
-      adopted: this.spill.adopted,
-      dropped: this.counts.dropped + this.spill.unreadable,
+      spillPending: this.journal.pending,
+      spillBytes: this.journal.diskBytes,
+      adopted: this.journal.adopted,
+      dropped: this.counts.dropped + this.journal.unreadable,
     };
   }
 
   get spillDir(): string {
-    return this.spill.dir;
+    return this.journal.dir;
   }
 
   message(ctx: ExchangeContext, direction: MessageDirection, msg: JsonRpcMessage, transport: 'json' | 'sse', size: number, raw?: string): void {
     this.counts.captured += 1;
     const doc = this.toDoc(ctx, direction, msg, transport, size, raw);
-    const bytes = docBytes(doc);
-    if (this.closed || this.buffer.length >= this.opts.maxBufferedMessages || this.bufferBytes + bytes > this.opts.maxBufferedBytes) {
-      this.toSpill([doc]); // full (MongoDB slow or away): to the spill rather than grow
+    if (this.closed || this.downUntil !== 0) {
+      this.toSpill(doc); // MongoDB away: straight to the spill, replayed when it is back
       return;
     }
-    this.buffer.push({ doc, bytes });
+    const bytes = docBytes(doc);
+    // Full (MongoDB slow): let the buffer go rather than grow; the journal has it all.
+    if (this.buffer.length >= this.opts.maxBufferedMessages || this.bufferBytes + bytes > this.opts.maxBufferedBytes) this.spillBuffer();
+    const entry = this.journal.append(doc, 'memory');
+    this.buffer.push({ doc, bytes, entry: typeof entry === 'string' ? undefined : entry });
     this.bufferBytes += bytes;
     if (this.buffer.length >= this.opts.batchSize) this.kick();
   }
@@ -201,29 +210,31 @@ export class CaptureWriter implements TrafficObserver {
     }
   }
 
-  private dropped(docs: readonly MessageDoc[], reason: SpillDropReason | string, err?: unknown): void {
+  private dropped(docs: readonly MessageDoc[], reason: string, err?: unknown): void {
     this.counts.dropped += docs.length;
     const perService = new Map<string, number>();
     for (const d of docs) perService.set(d.service, (perService.get(d.service) ?? 0) + 1);
     for (const [service, n] of perService) this.drops.note(service, n, reason, err);
   }
 
-  private toSpill(docs: MessageDoc[]): void {
-    if (docs.length > 0) this.spill.append(docs);
+  private toSpill(doc: MessageDoc): void {
+    const entry = this.journal.append(doc, 'spill');
+    if (typeof entry === 'string') this.dropped([doc], entry);
   }
 
-  private spillBuffer(): void {
-    if (this.buffer.length === 0) return;
-    const all = this.buffer;
+  /** Lets go of messages held in memory: the journal's copies become the spill. */
+  private spillBuffer(entries: readonly Buffered[] = []): void {
+    const all = entries.length > 0 ? [...entries, ...this.buffer] : this.buffer;
     this.buffer = [];
     this.bufferBytes = 0;
-    this.toSpill(all.map((b) => b.doc));
+    this.journal.toSpill();
+    for (const b of all) if (!b.entry) this.toSpill(b.doc); // its journal write failed: one more try
   }
 
-  private take(n: number): MessageDoc[] {
+  private take(n: number): Buffered[] {
     const batch = this.buffer.splice(0, n);
     for (const b of batch) this.bufferBytes -= b.bytes;
-    return batch.map((b) => b.doc);
+    return batch;
   }
 
   /**
@@ -251,7 +262,7 @@ export class CaptureWriter implements TrafficObserver {
   }
 
   private markDown(): void {
-    if (this.downUntil === 0) this.opts.log?.warn({ dir: this.spill.dir }, 'MongoDB unavailable: capture spills to disk');
+    if (this.downUntil === 0) this.opts.log?.warn({ dir: this.journal.dir }, 'MongoDB unavailable: capture spills to disk');
     this.downUntil = Date.now() + this.opts.retryMs;
   }
 
@@ -270,16 +281,17 @@ export class CaptureWriter implements TrafficObserver {
     }
     // Only what is here now: under steady traffic a flush must still come to an end.
     for (let left = this.buffer.length; left > 0 && this.buffer.length > 0; left -= this.opts.batchSize) {
-      const unwritten = await this.insert(this.take(Math.min(left, this.opts.batchSize)), 'written');
-      if (unwritten.length > 0) {
-        this.toSpill(unwritten);
-        this.spillBuffer();
+      const batch = this.take(Math.min(left, this.opts.batchSize));
+      const unwritten = new Set(await this.insert(batch.map((b) => b.doc), 'written'));
+      for (const b of batch) if (b.entry && !unwritten.has(b.doc)) this.journal.stored(b.entry);
+      if (unwritten.size > 0) {
+        this.spillBuffer(batch.filter((b) => unwritten.has(b.doc)));
         this.markDown();
         return;
       }
     }
-    if (this.spill.hasPending) {
-      const stored = await this.spill.replay(this.opts.batchSize, async (docs) => (await this.insert(docs, 'replayed')).length === 0);
+    if (this.journal.hasPending) {
+      const stored = await this.journal.replay(this.opts.batchSize, async (docs) => (await this.insert(docs, 'replayed')).length === 0);
       if (!stored) {
         this.markDown();
         return;
@@ -290,7 +302,7 @@ export class CaptureWriter implements TrafficObserver {
 
   private kick(): void {
     if (this.kickQueued) return;
-    if (this.buffer.length === 0 && !(this.spill.hasPending && Date.now() >= this.downUntil)) return;
+    if (this.buffer.length === 0 && !(this.journal.hasPending && Date.now() >= this.downUntil)) return;
     this.kickQueued = true;
     this.chain = this.chain
       .then(() => {
@@ -301,11 +313,11 @@ export class CaptureWriter implements TrafficObserver {
   }
 
   /**
-   * Writes everything captured so far: into MongoDB if it answers (the spill too), else into the
-   * spill file. Either way nothing is left only in memory when it resolves.
+   * Writes everything captured so far into MongoDB if it answers (the spill too); else it stays
+   * in the spill, and nothing is left in memory when it resolves.
    */
   flush(): Promise<void> {
-    const run = this.chain.then(() => this.cycle(true)).then(() => this.spill.written());
+    const run = this.chain.then(() => this.cycle(true));
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -316,6 +328,6 @@ export class CaptureWriter implements TrafficObserver {
     clearInterval(this.timer);
     await this.flush();
     this.closed = true;
-    await this.spill.release();
+    await this.journal.release();
   }
 }

@@ -1,23 +1,34 @@
 /**
  * The capture writer's storage rules without a database: batches refused by a collection that
  * behaves like MongoDB (a whole batch refused for one bad document, or the server away), and the
- * spill's byte bound on a real folder.
+ * journal's rules on a real folder.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { MongoNetworkError, MongoServerError, type Collection } from 'mongodb';
 import { DropReporter, DROP_EVENT_KIND } from '../../api/gateway/capture/drops.ts';
-import { SpillLog, type SpillDropReason } from '../../api/gateway/capture/spill.ts';
+import { Journal, type JournalEntry } from '../../api/gateway/capture/journal.ts';
 import { isUnreachable, storeBatch, WriteTimeoutError } from '../../api/gateway/capture/store-batch.ts';
 import type { MessageDoc } from '../../core/documents.ts';
 import type { NewEvent } from '../../core/events.ts';
 
 function doc(raw: string, service = 's'): MessageDoc {
   return { messageId: randomUUID(), service, version: '1', direction: 'client_to_server', kind: 'request', raw, truncated: false, redacted: false, size: raw.length, at: new Date(0), transport: 'json' };
+}
+
+function linesOnDisk(dir: string): string[] {
+  return readdirSync(dir)
+    .sort((a, b) => Number(a.split('.')[2]) - Number(b.split('.')[2]))
+    .flatMap((f) => readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => (JSON.parse(l) as MessageDoc).messageId);
+}
+
+function bytesOnDisk(dir: string): number {
+  return readdirSync(dir).reduce((s, f) => s + statSync(path.join(dir, f)).size, 0);
 }
 
 /** Stores documents; refuses any write holding a "poison" document the way a server refuses a whole command. */
@@ -79,33 +90,55 @@ test('a database that is away is not a refusal: nothing is quarantined and every
   assert.equal(isUnreachable(new RangeError('Maximum call stack size exceeded')), false);
 });
 
-test('the spill never blocks the caller, stays within its byte bound, and reports what it drops', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-spill-'));
+test('the journal holds every message when append returns, stays within its byte bound, and empties what is stored', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-journal-'));
   try {
-    const drops: { n: number; reason: SpillDropReason }[] = [];
-    const spill = new SpillLog({ dir, writerId: 'w', segmentBytes: 4_096, maxBytes: 20_000, maxQueuedBytes: 1 << 20, onDrop: (d, reason) => drops.push({ n: d.length, reason }) });
+    const journal = new Journal({ dir, writerId: 'w', segmentBytes: 4_096, maxBytes: 20_000 });
     const docs = Array.from({ length: 100 }, (_, i) => doc(JSON.stringify({ id: i, pad: 'x'.repeat(300) })));
-    for (const d of docs) spill.append([d]);
-    assert.equal(spill.spilled, 0, 'append returned before any write');
-    await spill.written();
-    assert.ok(spill.diskBytes <= 20_000, `within the bound: ${spill.diskBytes}`);
-    const dropped = drops.reduce((s, d) => s + d.n, 0);
-    assert.ok(dropped > 0 && drops.every((d) => d.reason === 'spill full'));
-    assert.equal(spill.spilled + dropped, 100);
-    assert.equal(spill.pending, spill.spilled);
+    const results = docs.map((d) => journal.append(d, 'memory'));
+    const entries = results.filter((r): r is JournalEntry => typeof r !== 'string');
+    assert.ok(entries.length > 0 && entries.length < 100);
+    assert.ok(results.slice(entries.length).every((r) => r === 'spill full'), 'the first ones kept, the rest refused');
+    assert.deepEqual(linesOnDisk(dir), docs.slice(0, entries.length).map((d) => d.messageId), 'on disk synchronously, in order');
+    assert.equal(journal.diskBytes, bytesOnDisk(dir));
+    assert.ok(journal.diskBytes <= 20_000, `within the bound: ${journal.diskBytes}`);
+    assert.equal(journal.pending, 0, 'memory segments are not the spill');
+
+    for (const e of entries) journal.stored(e);
+    assert.deepEqual(linesOnDisk(dir), [], 'stored: emptied');
+    assert.equal(journal.diskBytes, bytesOnDisk(dir));
+    assert.equal(typeof journal.append(docs[99]!, 'memory'), 'object', 'room again');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('memory segments let go become the spill; a replay skips the lines already stored and deletes the files', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-journal-'));
+  try {
+    const journal = new Journal({ dir, writerId: 'w', segmentBytes: 2_048, maxBytes: 1 << 20 });
+    const docs = Array.from({ length: 30 }, (_, i) => doc(JSON.stringify({ id: i, pad: 'x'.repeat(100) })));
+    const entries = docs.map((d) => journal.append(d, 'memory') as JournalEntry);
+    const storedEarly = new Set([0, 1, 2, 10, 29]);
+    for (const i of storedEarly) journal.stored(entries[i]!);
+    journal.toSpill();
+    assert.equal(journal.pending, 25);
+    const late = doc('{"late":true}');
+    journal.append(late, 'spill');
+    journal.stored(entries[5]!); // a write under way when the buffer was let go
+    storedEarly.add(5);
+    assert.equal(journal.pending, 25);
 
     const replayed: MessageDoc[] = [];
-    assert.equal(await spill.replay(7, async (batch) => (replayed.push(...batch), true)), true);
+    assert.equal(await journal.replay(4, async (batch) => (replayed.push(...batch), true)), true);
     assert.deepEqual(
       replayed.map((d) => d.messageId),
-      docs.slice(0, spill.spilled).map((d) => d.messageId),
-      'in order, the first ones kept',
+      [...docs.filter((_, i) => !storedEarly.has(i)), late].map((d) => d.messageId),
     );
-    assert.equal(spill.diskBytes, 0);
+    assert.ok(replayed.every((d) => d.at instanceof Date));
+    assert.equal(journal.pending, 0);
+    assert.equal(journal.diskBytes, 0);
     assert.deepEqual(readdirSync(dir), []);
-    spill.append([docs[0]!]);
-    await spill.written();
-    assert.equal(spill.spilled, replayed.length + 1, 'room again once replayed');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
