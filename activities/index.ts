@@ -2,6 +2,7 @@ import type { Config } from '../core/config.ts';
 import type { EventStore } from '../core/events.ts';
 import type { Store } from '../core/mongo.ts';
 import type { Client } from '@temporalio/client';
+import { alertActivities } from '../alerts/notify-activities.ts';
 import { deploymentActivities } from './deployment.ts';
 import { recordActivities } from './records.ts';
 import { replayActivities } from './replay.ts';
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...versionActivities(deps),
     ...deploymentActivities(deps),
     ...replayActivities(deps),
+    ...alertActivities(),
   };
 }
 

@@ -20,6 +20,9 @@ import { trafficRouter } from './routes/traffic.ts';
 import { servicesRouter } from './routes/services.ts';
 import { dashboardRouter } from './routes/dashboard.ts';
 import { dashboardSite } from './dashboard-site.ts';
+import { alertsRouter } from './routes/alerts.ts';
+import { metricsRouter } from './routes/metrics.ts';
+import { startPlatformMetrics } from './platform-metrics.ts';
 
 export interface ApiDeps {
   config: Config;
@@ -61,6 +64,9 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   app.use('/mcp', traffic.gateway.router);
   // Reads are guarded too: a DNS-rebinding page must not read events or versions either.
   app.use('/api', securityGuard(config.api, { tokenFrom: bearerToken, forbid: forbidApi }), apiCors, stateChangeGuard(config.api.adminToken));
+  // Scrapes are reads like /api's: a DNS-rebinding page must not read them either.
+  app.use('/metrics', securityGuard(config.api, { tokenFrom: bearerToken, forbid: forbidApi }));
+  app.use(metricsRouter(traffic.registry));
   app.get('/api/health', async (_req, res) => {
     await deps.store.db.command({ ping: 1 });
     res.json({ ok: true, temporal: deps.temporalAddress, temporalUi: deps.temporalUiUrl ?? null });
@@ -72,6 +78,7 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   app.use('/api', express.json({ limit: '100kb' }));
   app.use('/api', servicesRouter({ config, store: deps.store, versions, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
   app.use('/api', eventsRouter(deps.events, { maxStreams: config.api.maxEventStreams }));
+  app.use('/api', alertsRouter({ store: deps.store, events: deps.events }));
   app.use('/api', trafficRouter({ store: deps.store, traffic }));
   app.use('/api', dashboardRouter({ config, store: deps.store, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
   if (deps.temporal) {
@@ -105,6 +112,7 @@ export async function startApi(input: ApiDeps): Promise<ApiHandle> {
   assertSafeBind(api);
   const deps: ApiDeps = { ...input, config: { ...input.config, api } };
   const traffic = createTrafficGateway(deps);
+  const platformMetrics = await startPlatformMetrics({ registry: traffic.registry, store: deps.store, events: deps.events, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   const app = createApp(deps, traffic);
   const server = await new Promise<Server>((resolve, reject) => {
     const s = createServer(SLOW_CLIENT_LIMITS, app).listen(api.port, api.host, () => resolve(s));
@@ -122,6 +130,7 @@ export async function startApi(input: ApiDeps): Promise<ApiHandle> {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      platformMetrics.stop();
       await traffic.close();
     },
   };

@@ -6,6 +6,7 @@ import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { startRetention } from '../core/retention.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
+import { startAlertEvaluator } from '../alerts/evaluator.ts';
 import { Runner } from '../runner/runner.ts';
 import { startWatcher } from '../watcher/start-watcher.ts';
 import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
@@ -54,6 +55,11 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
       cleanups.push(() => runner.stop());
       const watcher = await startWatcher({ config, store, events, client, log });
       cleanups.push(() => watcher.close());
+      if (config.alerts.enabled) {
+        const host = config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host;
+        const evaluator = startAlertEvaluator({ config, store, events, temporal: client, log: log.child({ component: 'alerts' }), dashboardUrl: `http://${host}:${config.api.port}/` });
+        cleanups.push(() => evaluator.stop());
+      }
     }
     if (parts.api) {
       system.api = await startApi({

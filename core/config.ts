@@ -5,6 +5,46 @@ import { z } from 'zod';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/** The alert rules (alerts/rules.ts); each has defaults below, and any service may override them. */
+export const ALERT_RULE_IDS = [
+  'breakerOpen',
+  'rollback',
+  'replayBlocked',
+  'validationFailing',
+  'errorRate',
+  'p99Latency',
+  'captureDropping',
+  'temporalUnreachable',
+  'mongoUnreachable',
+  'crashLoop',
+] as const;
+export type AlertRuleId = (typeof ALERT_RULE_IDS)[number];
+
+const alertRuleFields = {
+  enabled: z.boolean(),
+  /** How long the condition must hold before the alert fires (pending until then). */
+  forSec: z.coerce.number().min(0),
+  /** Event rules: how long after the event the condition holds; crashLoop: the window exits are counted in. */
+  holdSec: z.coerce.number().min(0),
+  /** errorRate: a share (0.05); p99Latency: ms; validationFailing: failures in a row; crashLoop: exits in the window. */
+  threshold: z.coerce.number().min(0),
+  /** errorRate and p99Latency: fewer requests in the last minute judge nothing. */
+  minRequests: z.coerce.number().int().min(1),
+};
+const alertRule = (d: { forSec?: number; holdSec?: number; threshold?: number }) =>
+  z
+    .object({
+      enabled: alertRuleFields.enabled.default(true),
+      forSec: alertRuleFields.forSec.default(d.forSec ?? 0),
+      holdSec: alertRuleFields.holdSec.default(d.holdSec ?? 0),
+      threshold: alertRuleFields.threshold.default(d.threshold ?? 0),
+      minRequests: alertRuleFields.minRequests.default(10),
+    })
+    .strict()
+    .default({});
+export const AlertRuleOverrideSchema = z.object(alertRuleFields).partial().strict();
+export type AlertRuleSettings = Required<z.infer<typeof AlertRuleOverrideSchema>>;
+
 export const ConfigSchema = z
   .object({
     stateDir: z.string().min(1).default('.mcpship'),
@@ -92,6 +132,33 @@ export const ConfigSchema = z
       })
       .strict()
       .default({}),
+    alerts: z
+      .object({
+        enabled: z.coerce.boolean().default(true),
+        /** How often the worker evaluates the rules (alerts/evaluator.ts). */
+        intervalSec: z.coerce.number().min(1).max(3600).default(15),
+        /** Where notifications go: `json` posts the generic payload, `slack` a Slack-compatible one. */
+        webhooks: z.array(z.object({ url: z.string().url(), format: z.enum(['json', 'slack']).default('json') }).strict()).default([]),
+        rules: z
+          .object({
+            breakerOpen: alertRule({ holdSec: 600 }),
+            rollback: alertRule({ holdSec: 900 }),
+            replayBlocked: alertRule({ holdSec: 3600 }),
+            validationFailing: alertRule({ threshold: 3 }),
+            errorRate: alertRule({ forSec: 300, threshold: 0.05 }),
+            p99Latency: alertRule({ forSec: 300, threshold: 2000 }),
+            captureDropping: alertRule({ holdSec: 600 }),
+            temporalUnreachable: alertRule({ forSec: 30 }),
+            mongoUnreachable: alertRule({ forSec: 30 }),
+            crashLoop: alertRule({ holdSec: 300, threshold: 3 }),
+          })
+          .strict()
+          .default({}),
+        /** Per service: rule settings laid over the defaults, e.g. `{ calc: { errorRate: { threshold: 0.2 } } }`. */
+        services: z.record(z.string(), z.object(Object.fromEntries(ALERT_RULE_IDS.map((id) => [id, AlertRuleOverrideSchema.optional()])) as Record<AlertRuleId, z.ZodOptional<typeof AlertRuleOverrideSchema>>).strict()).default({}),
+      })
+      .strict()
+      .default({}),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   })
   .strict();
@@ -133,6 +200,9 @@ export const ENV_KEYS = {
   MCPSHIP_RETENTION_SESSIONS_DAYS: 'retention.sessionsDays',
   MCPSHIP_RETENTION_INTERVAL_MINUTES: 'retention.intervalMinutes',
   MCPSHIP_DRAIN_MS: 'runner.drainMs',
+  MCPSHIP_ALERTS: 'alerts.enabled',
+  MCPSHIP_ALERTS_INTERVAL_SEC: 'alerts.intervalSec',
+  MCPSHIP_ALERT_WEBHOOKS: 'alerts.webhooks',
   MCPSHIP_LOG_LEVEL: 'logLevel',
 } as const;
 
@@ -181,8 +251,21 @@ function findConfigFile(env: NodeJS.ProcessEnv, cwd: string): string | undefined
   return DEFAULT_CONFIG_FILES.map((f) => path.join(cwd, f)).find((f) => existsSync(f));
 }
 
+/** `url` or `slack=url`/`json=url`, comma separated. */
+function alertWebhooks(value: string): { url: string; format: string }[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^(json|slack)=(.+)$/.exec(entry);
+      return m ? { format: m[1]!, url: m[2]! } : { format: 'json', url: entry };
+    });
+}
+
 function envValue(name: EnvName, value: string): unknown {
-  if (name === 'MCPSHIP_CAPTURE') return !['0', 'false', 'off', 'no'].includes(value.toLowerCase());
+  if (name === 'MCPSHIP_ALERT_WEBHOOKS') return alertWebhooks(value);
+  if (name === 'MCPSHIP_CAPTURE' || name === 'MCPSHIP_ALERTS') return !['0', 'false', 'off', 'no'].includes(value.toLowerCase());
   return name === 'MCPSHIP_ALLOWED_ORIGINS' || name === 'MCPSHIP_ALLOWED_HOSTS' || name === 'MCPSHIP_CAPTURE_REDACT'
     ? value
         .split(',')

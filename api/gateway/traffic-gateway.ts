@@ -1,4 +1,5 @@
 import type { Client } from '@temporalio/client';
+import { Registry } from 'prom-client';
 import type { Config } from '../../core/config.ts';
 import type { EventStore } from '../../core/events.ts';
 import type { Logger } from '../../core/log.ts';
@@ -9,6 +10,7 @@ import { createGateway, type Gateway } from './gateway.ts';
 import { MetricsRecorder } from './metrics.ts';
 import { onAlert, onBreach } from './on-breach.ts';
 import { Pinning } from './pinning.ts';
+import { PromObserver } from './prom-observer.ts';
 import { fanOut } from './traffic.ts';
 
 export interface TrafficGateway {
@@ -17,6 +19,8 @@ export interface TrafficGateway {
   breaker: CircuitBreaker;
   capture?: CaptureWriter;
   pinning: Pinning;
+  /** Prometheus metrics of this process (GET /metrics); the gateway's own are fed by PromObserver. */
+  registry: Registry;
   close(): Promise<void>;
 }
 
@@ -30,7 +34,9 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
   const breaker = new CircuitBreaker();
   const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, { log, events }) : undefined;
   const pinning = new Pinning({ store, log, gatewayId: metrics.gatewayId });
-  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, ...(capture ? [capture] : [])), breaker, pinning });
+  const registry = new Registry();
+  const prom = new PromObserver({ registry, breaker, ...(capture ? { capture } : {}) });
+  const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, prom, ...(capture ? [capture] : [])), breaker, pinning });
 
   const handleBreach = onBreach({ store, events, cache: gateway.cache, log, ...(deps.temporal ? { temporal: deps.temporal } : {}) });
   breaker.onTrip((trip) => void handleBreach(trip).catch((err: unknown) => log.error({ err, service: trip.service }, 'breach handling failed')));
@@ -59,6 +65,7 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
     breaker,
     ...(capture ? { capture } : {}),
     pinning,
+    registry,
     async close() {
       clearInterval(timer);
       await gateway.close();

@@ -1,0 +1,59 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { ALERT_RULE_IDS } from '../../core/config.ts';
+import { ALERT_EVENT_KINDS, type EventStore } from '../../core/events.ts';
+import type { Store } from '../../core/mongo.ts';
+import { addSilence, alertCollections, expireSilence, readAlerts, type AlertCollections } from '../../alerts/store.ts';
+import { SYSTEM_SERVICE } from '../../alerts/types.ts';
+import { HttpError } from '../errors.ts';
+import { serviceParam } from '../params.ts';
+
+const MAX_SILENCE_SEC = 30 * 24 * 3600;
+
+const SilenceBody = z
+  .object({
+    service: z.string().optional(),
+    rule: z.enum(ALERT_RULE_IDS).optional(),
+    comment: z.string().min(1).max(1000),
+    durationSec: z.number().int().min(1).max(MAX_SILENCE_SEC),
+  })
+  .strict();
+
+const STATES = ['pending', 'firing', 'resolved'];
+
+/**
+ * Alerts (alerts/): GET /alerts (firing first, then pending, then resolved of the last day, and
+ * the silences in force), POST /alerts/silences, DELETE /alerts/silences/:id.
+ */
+export function alertsRouter(deps: { store: Store; events: EventStore }): Router {
+  const router = Router();
+  let collections: Promise<AlertCollections> | undefined;
+  const c = () => (collections ??= alertCollections(deps.store).catch((err: unknown) => {
+    collections = undefined;
+    throw err;
+  }));
+
+  router.get('/alerts', async (req, res) => {
+    const service = req.query.service === undefined ? undefined : serviceParam(req.query.service);
+    const state = req.query.state === undefined ? undefined : String(req.query.state);
+    if (state !== undefined && !STATES.includes(state)) throw new HttpError(400, 'bad_query', `state must be one of ${STATES.join(', ')}`);
+    res.json(await readAlerts(await c(), { ...(service ? { service } : {}), ...(state ? { state } : {}) }));
+  });
+
+  router.post('/alerts/silences', async (req, res) => {
+    const parsed = SilenceBody.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'bad_silence', `invalid silence: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+    const body = parsed.data;
+    const service = body.service === undefined ? undefined : serviceParam(body.service);
+    const silence = await addSilence(await c(), { ...body, ...(service ? { service } : {}) });
+    await deps.events.append({ service: service ?? SYSTEM_SERVICE, kind: ALERT_EVENT_KINDS.silenced, status: 'info', details: { ...silence } });
+    res.status(201).json(silence);
+  });
+
+  router.delete('/alerts/silences/:id', async (req, res) => {
+    if (!(await expireSilence(await c(), req.params.id))) throw new HttpError(404, 'not_found', `no silence ${req.params.id} in force`);
+    res.status(204).end();
+  });
+
+  return router;
+}
