@@ -5,6 +5,7 @@
  * decide the gate, fill the compatibility matrix's replay cells).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { MongoServerError } from 'mongodb';
 import type { Config } from '../core/config.ts';
 import type { CompatCellDoc, ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
@@ -204,8 +205,11 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         startedAt: new Date(),
         resumes: [],
       };
-      // A retried prepare keeps the report it opened.
-      await reports.updateOne({ replayId: ids.replayId }, { $setOnInsert: report }, { upsert: true });
+      // A retried prepare keeps the report it opened. (Not an upsert with $setOnInsert: FerretDB
+      // leaves the empty arrays and objects out of the document it inserts that way.)
+      await reports.insertOne(report).catch((err: unknown) => {
+        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
+      });
       await deps.events.append({ service, version: candidate, kind: 'REPLAY_STARTED', status: 'running', workflowId: ids.workflowId, details: { replayId: ids.replayId, baseline: baseline ?? null, total: params.total, trigger: input.trigger } });
       return params;
     },

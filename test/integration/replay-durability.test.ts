@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
 import type { ResultPromise } from 'execa';
 import type { ReplayReportDoc } from '../../core/documents.ts';
 import { createLogger } from '../../core/log.ts';
@@ -20,16 +21,21 @@ import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
 import { membersOfGroups } from '../support/processes.ts';
-import { testConfig } from '../support/stack-env.ts';
+import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 import { startWorkerProcess } from '../support/worker-process.ts';
 
 const SERVICE = 'rpd';
+/** Captured sessions of six lookups each; the candidate answers each in 400 ms, one session at a time. */
+const SESSIONS = 12;
+const CALLS = SESSIONS * 6;
 let config: ReturnType<typeof testConfig>;
 let system: System;
 let worker: ResultPromise | undefined;
 let base: string;
 let dir: string;
+let connection: Connection;
+let temporal: TemporalClient;
 
 before(async () => {
   config = testConfig({ MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100', MCPSHIP_DRAIN_MS: '200' });
@@ -37,11 +43,14 @@ before(async () => {
   base = system.api!.url;
   dir = path.join(config.servicesDir, SERVICE);
   worker = startWorkerProcess(config);
+  connection = await Connection.connect({ address: stackAddresses().temporalAddress });
+  temporal = new TemporalClient({ connection, namespace: config.temporal.namespace });
 });
 
 after(async () => {
   worker?.kill('SIGTERM');
   await worker;
+  await connection?.close();
   await system?.stop();
 });
 
@@ -65,7 +74,7 @@ test('setup: a live version with captured sessions, and a slower candidate', asy
   await cp(path.join(repoRoot, 'test', 'fixtures', 'replay-service'), dir, { recursive: true });
   await saveVersion('1.0.0', { MODE: 'good' }, true);
   await waitFor('1.0.0 ACTIVE', async () => (await versionState('1.0.0')) === 'ACTIVE' || undefined, 300_000, 250);
-  for (let s = 0; s < 6; s++) {
+  for (let s = 0; s < SESSIONS; s++) {
     const client = new Client({ name: 'user', version: '1.0.0' });
     const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/${SERVICE}`));
     await client.connect(transport);
@@ -73,7 +82,7 @@ test('setup: a live version with captured sessions, and a slower candidate', asy
     await transport.terminateSession();
     await client.close();
   }
-  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: SERVICE, toolName: 'lookup', direction: 'server_to_client' })) >= 36 || undefined, 60_000, 200);
+  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: SERVICE, toolName: 'lookup', direction: 'server_to_client' })) >= CALLS || undefined, 60_000, 200);
   await saveVersion('1.0.1', { MODE: 'good', DELAY_MS: '400' }, false);
   await waitFor('1.0.1 STAGED', async () => (await versionState('1.0.1')) === 'STAGED' || undefined, 300_000, 250);
 });
@@ -82,14 +91,21 @@ test('the worker killed mid-replay: a new worker ends the old replay instances a
   const started = await api<{ replayId: string }>('POST', `/api/services/${SERVICE}/replays`, { version: '1.0.1' });
   assert.equal(started.status, 202, JSON.stringify(started.body));
   const { replayId } = started.body;
-  await waitFor('two sessions replayed', async () => (await report(replayId)).done >= 12 || undefined, 300_000, 200);
+  // Heartbeats reach Temporal throttled (at most every 80% of the heartbeat timeout): the kill
+  // waits until Temporal holds a position past the start, the checkpoint a new worker resumes from.
+  const handle = temporal.workflow.getHandle(`replay/${SERVICE}/1.0.1`, replayId);
+  await waitFor('a heartbeated position past two sessions', async () => {
+    const { raw } = await handle.describe();
+    const data = raw.pendingActivities?.find((a) => a.activityType?.name === 'runReplay')?.heartbeatDetails?.payloads?.[0]?.data;
+    return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { position: number }).position >= 2 || undefined : undefined;
+  }, 300_000, 250);
   const groups = (await readdir(stepGroupsDir(config.stateDir))).map(Number).filter((n) => n > 1);
   assert.equal(groups.length, 2, 'a candidate and a stable instance, recorded');
   const killed = worker!;
   killed.kill('SIGKILL');
   await waitFor('the worker to die', () => killed.exitCode !== null || killed.signalCode !== null);
   const doneAtKill = (await report(replayId)).done;
-  assert.ok(doneAtKill < 36, `the kill landed mid-replay (${doneAtKill} of 36 done)`);
+  assert.ok(doneAtKill < CALLS, `the kill landed mid-replay (${doneAtKill} of ${CALLS} done)`);
 
   worker = startWorkerProcess(config);
   await waitFor("the killed worker's replay instances to be ended by the new worker", () => membersOfGroups(groups).length === 0, 60_000).catch((err: Error) => {
@@ -101,11 +117,11 @@ test('the worker killed mid-replay: a new worker ends the old replay instances a
     return r.status !== 'RUNNING' ? r : undefined;
   }, 300_000, 500);
   assert.equal(final.status, 'DONE', final.error);
-  assert.deepEqual({ ...final.counts }, { replayed: 36, equal: 0, noise: 36, differs: 0, breaks: 0, skipped: 0 });
+  assert.deepEqual({ ...final.counts }, { replayed: CALLS, equal: 0, noise: CALLS, differs: 0, breaks: 0, skipped: 0 });
   assert.equal(final.resumes.length, 1, JSON.stringify(final.resumes));
   assert.ok(final.resumes[0]!.position >= 2, `resumed after the sessions done before the kill (position ${final.resumes[0]!.position})`);
   const { items } = await replayStore(system.store);
-  assert.equal(await items.countDocuments({ replayId }), 36, 'every request stored once');
+  assert.equal(await items.countDocuments({ replayId }), CALLS, 'every request stored once');
 });
 
 test('a replay can be cancelled; its report says so and its instances stop', async () => {
@@ -120,7 +136,7 @@ test('a replay can be cancelled; its report says so and its instances stop', asy
     return r.status !== 'RUNNING' ? r : undefined;
   }, 120_000, 250);
   assert.equal(final.status, 'CANCELLED');
-  assert.ok(final.done < 36);
+  assert.ok(final.done < CALLS);
   await waitFor('the replay instances to stop', () => membersOfGroups(groups).length === 0, 30_000);
   assert.equal((await api('POST', `/api/services/${SERVICE}/replays/${replayId}/cancel`, {})).status, 409, 'cancelling an ended replay is refused');
 });

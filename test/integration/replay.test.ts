@@ -198,3 +198,47 @@ test('blue-green: gate, then 100% at once; the previous version stays warm and a
   assert.ok(restarted.every((i) => i.restarts === 0), 'the warm instances served the rollback, none was started anew');
   console.log(`blue-green rollback to the warm version: ${tookMs} ms`);
 });
+
+test('a step that saw too little traffic holds, then pauses for a person; once the replay gate proved a version, such steps pass', async () => {
+  const other = 'rq';
+  const otherDir = path.join(config.servicesDir, other);
+  const rollout = { autoDeploy: true, steps: [50, 100], intervalSec: 1, analysis: { minRequests: 3, maxInconclusiveHolds: 2 }, replayGate: { minMessages: 5 } };
+  const save = async (version: string) => {
+    const m = JSON.parse(await readFile(path.join(repoRoot, 'test', 'fixtures', 'replay-service', 'mcp.json'), 'utf8'));
+    await writeFile(path.join(otherDir, 'mcp.json'), JSON.stringify({ ...m, name: other, version, rollout }, null, 2));
+  };
+  const stateOf = async (version: string) => (await system.store.versions.findOne({ service: other, version }))?.state;
+  const eventsOf = async (version: string) => (await system.events.list({ service: other, limit: 1000 })).filter((e) => e.version === version);
+  await cp(path.join(repoRoot, 'test', 'fixtures', 'replay-service'), otherDir, { recursive: true });
+  await save('1.0.0');
+  await waitFor(`${other}@1.0.0 ACTIVE`, async () => (await stateOf('1.0.0')) === 'ACTIVE' || undefined, 300_000, 250);
+
+  // Nothing captured: the gate says so, and with no user traffic the step holds twice, then pauses.
+  await save('1.0.1');
+  const paused = await waitFor('the rollout to pause', async () => (await eventsOf('1.0.1')).find((e) => e.kind === 'PAUSED'), 300_000, 250);
+  const events = await eventsOf('1.0.1');
+  const gate = events.find((e) => e.kind === 'REPLAY_GATE' && e.status !== 'running');
+  assert.equal((gate?.details as { decision?: string }).decision, 'unproven');
+  assert.match((gate?.details as { reasons: string[] }).reasons.join(' '), /no captured traffic/);
+  assert.equal(events.filter((e) => e.kind === 'STEP_HELD').length, 2);
+  assert.match((paused.details as { reason: string }).reason, /too little traffic/);
+  assert.equal(await stateOf('1.0.1'), 'CANARY', 'not promoted on no evidence');
+  const resumed = await fetch(`${base}/api/services/${other}/resume`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(resumed.status, 200);
+  await waitFor(`${other}@1.0.1 ACTIVE after the person resumed`, async () => (await stateOf('1.0.1')) === 'ACTIVE' || undefined, 120_000, 250);
+
+  // Captured traffic of 1.0.1, then 1.0.2: the gate proves it, and its quiet step passes without holding.
+  const client = new Client({ name: 'user', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/${other}`));
+  await client.connect(transport);
+  for (let i = 0; i < 6; i++) await client.callTool({ name: 'add', arguments: { a: i, b: i } });
+  await transport.terminateSession();
+  await client.close();
+  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: other, version: '1.0.1', toolName: 'add', direction: 'server_to_client' })) >= 6 || undefined, 60_000, 200);
+  await save('1.0.2');
+  await waitFor(`${other}@1.0.2 ACTIVE`, async () => (await stateOf('1.0.2')) === 'ACTIVE' || undefined, 300_000, 250);
+  const proven = await eventsOf('1.0.2');
+  assert.equal((proven.find((e) => e.kind === 'REPLAY_GATE' && e.status === 'ok')?.details as { decision?: string } | undefined)?.decision, 'proven');
+  assert.equal(proven.filter((e) => e.kind === 'STEP_HELD' || e.kind === 'PAUSED').length, 0);
+  assert.ok(proven.some((e) => e.kind === 'ANALYSIS' && (e.details as { inconclusive?: boolean }).inconclusive), 'its step did see too little traffic');
+});
