@@ -52,6 +52,8 @@ export function alertsPanel(alerts: unknown): HTMLElement {
 
 export async function renderOverview(root: HTMLElement): Promise<void> {
   const [o, alerts] = await Promise.all([get<Overview>('/api/overview'), getOptional<unknown>('/api/alerts')]);
+  // A log tail someone opened stays open across refreshes.
+  const open = new Set([...root.querySelectorAll('tr[data-service] details[open]')].map((d) => d.closest('tr')!.getAttribute('data-service')));
   fill(
     root,
     h('h2', {}, 'Overview'),
@@ -94,7 +96,7 @@ export async function renderOverview(root: HTMLElement): Promise<void> {
                   s.lastFailure
                     ? h(
                         'details',
-                        {},
+                        { open: open.has(s.name) },
                         h('summary', {}, `${time(s.lastFailure.at)} ${s.lastFailure.step ?? ''}: ${s.lastFailure.reason ?? ''}`),
                         s.lastFailure.outputTail ? h('pre', { class: 'log' }, s.lastFailure.outputTail) : h('p', {}, 'no step output'),
                         s.lastFailure.logFile ? h('p', { class: 'muted' }, `full log: ${s.lastFailure.logFile}`) : null,
