@@ -5,10 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
+import { Client, Connection } from '@temporalio/client';
 import { MongoClient } from 'mongodb';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
-import { processesMentioning } from '../support/processes.ts';
+import { descendants, liveProcesses, processesMentioning, type ProcessInfo } from '../support/processes.ts';
+import { waitFor } from '../support/wait.ts';
 
 const cli = path.join(repoRoot, 'cli', 'main.ts');
 
@@ -33,6 +35,37 @@ function baseEnv(stateDir: string, p: Ports): NodeJS.ProcessEnv {
   delete env.TEMPORAL_ADDRESS;
   delete env.MONGODB_URI;
   return env;
+}
+
+async function withTemporal<T>(p: Ports, use: (client: Client) => Promise<T>): Promise<T> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${p.MCPSHIP_TEMPORAL_PORT}` });
+  try {
+    return await use(new Client({ connection }));
+  } finally {
+    await connection.close();
+  }
+}
+
+const listed = (procs: ProcessInfo[]) => procs.map((x) => `${x.pid} ${x.args.slice(0, 120)}`);
+/** The processes of a snapshot still running (same pid and command line: a pid may be reused). */
+const stillAlive = (procs: ProcessInfo[]) => {
+  const now = new Map(liveProcesses().map((x) => [x.pid, x.args]));
+  return procs.filter((x) => now.get(x.pid) === x.args);
+};
+
+/**
+ * Signals `up` and resolves with its exit code once the process itself has exited, and its goodbye
+ * has been read. Not execa's promise: that also waits for the output pipes to close, which a process
+ * left behind holding them would put off forever, hiding the very leftover the test looks for.
+ */
+async function stop(started: { child: ResultPromise; output: () => string }, signal: NodeJS.Signals): Promise<number | null> {
+  const { child } = started;
+  child.kill(signal);
+  await waitFor(`mcpship up to exit on ${signal}`, () => child.exitCode !== null || child.signalCode !== null, 120_000).catch((err: Error) => {
+    throw new Error(`${err.message}; its processes: ${listed(descendants(child.pid!)).join(' | ')}`);
+  });
+  await waitFor('the goodbye of mcpship up', () => started.output().includes('mcpship stopped'), 30_000);
+  return child.exitCode;
 }
 
 /** Starts `mcpship up` and resolves once it prints that it is up. */
@@ -62,21 +95,26 @@ test('`mcpship up` serves Temporal Web UI and the API, stops cleanly on SIGINT, 
   const mongo = new MongoClient(`mongodb://127.0.0.1:${p.MCPSHIP_MONGO_PORT}/`);
   await mongo.db('persist').collection('marks').insertOne({ mark: 'kept' });
   await mongo.close();
+  // A workflow no worker polls for (its own task queue): it simply stays open in Temporal's store.
+  const started = await withTemporal(p, (client) => client.workflow.start('persistCheck', { workflowId: 'persist-check', taskQueue: 'persist-check' }));
 
-  first.child.kill('SIGINT');
-  const result = await first.child;
-  assert.equal(result.exitCode, 0, first.output());
-  assert.match(first.output(), /mcpship stopped/);
-  assert.deepEqual(processesMentioning(stateDir), [], 'no process is left behind');
+  // Everything `up` started, detached ones included, while they run: after the exit none may be left.
+  const tree = descendants(first.child.pid!);
+  assert.ok(tree.length >= 2, `temporal and ferretdb at least: ${listed(tree)}`);
+  assert.equal(await stop(first, 'SIGINT'), 0, first.output());
+  assert.deepEqual(listed(stillAlive(tree)), [], 'no process is left behind');
 
   const second = await up(env);
+  const secondTree = descendants(second.child.pid!);
   const again = new MongoClient(`mongodb://127.0.0.1:${p.MCPSHIP_MONGO_PORT}/`);
   const kept = await again.db('persist').collection('marks').findOne({ mark: 'kept' });
   await again.close();
-  second.child.kill('SIGTERM');
-  assert.equal((await second.child).exitCode, 0);
-  assert.ok(kept, 'the second start sees what the first one stored');
-  assert.deepEqual(processesMentioning(stateDir), []);
+  const workflow = await withTemporal(p, (client) => client.workflow.getHandle('persist-check').describe());
+  assert.equal(await stop(second, 'SIGTERM'), 0, second.output());
+  assert.ok(kept, 'the second start sees what MongoDB stored in the first');
+  assert.equal(workflow.runId, started.firstExecutionRunId, 'the second start sees the workflow the first one ran');
+  assert.equal(workflow.status.name, 'RUNNING');
+  assert.deepEqual(listed(stillAlive(secondTree)), []);
 });
 
 test('a port already taken stops the start with a message naming the setting', async () => {
