@@ -15,8 +15,8 @@ export type CapturedDoc = Pick<MessageDoc, 'messageId' | 'raw' | 'truncated' | '
 
 const exchangeKey = (d: CapturedDoc) => `${d.sessionId ?? d.clientKey ?? ''}\n${typeof d.rpcId === 'string' ? 's' : 'n'}${String(d.rpcId)}`;
 
-/** Round trips of the captured messages through the chains that lead to `target`, one report per starting version. */
-export function roundTripCaptured(service: string, transforms: readonly LoadedTransform[], target: string, docs: readonly CapturedDoc[]): RoundTripReport[] {
+/** Round trips of the captured messages through the chains that lead to `target`: one report per starting version, and every result. */
+export function roundTripCaptured(service: string, transforms: readonly LoadedTransform[], target: string, docs: readonly CapturedDoc[]): { reports: RoundTripReport[]; results: RoundTripResult[] } {
   const chains = new Map<string, TransformChain>();
   const chain = (from: string) => {
     let c = chains.get(from);
@@ -54,5 +54,8 @@ export function roundTripCaptured(service: string, transforms: readonly LoadedTr
       add(reqAsked, { ...base, ...(req ? { request: req.message } : {}), at: 'to' });
     }
   }
-  return [...results.entries()].sort(([a], [b]) => compareVersions(a, b)).map(([from, list]) => roundTripReport(chain(from), list));
+  return {
+    reports: [...results.entries()].sort(([a], [b]) => compareVersions(a, b)).map(([from, list]) => roundTripReport(chain(from), list)),
+    results: [...results.values()].flat(),
+  };
 }

@@ -160,7 +160,7 @@ test('capture records the pin, the chain and the trace; the round trip of the ca
   const unpinned = docs.find((d) => d.versionAsked === undefined && d.direction === 'client_to_server');
   assert.match(unpinned?.traceId ?? '', /^[0-9a-f]{32}$/, 'a trace id is made when the client sends none');
 
-  const reports = roundTripCaptured(SERVICE, await loadTransforms(stagedDir), '2.0.0', docs);
+  const { reports } = roundTripCaptured(SERVICE, await loadTransforms(stagedDir), '2.0.0', docs);
   assert.equal(reports.length, 1);
   const report = reports[0]!;
   assert.equal(report.from, '1.0.0');
