@@ -9,6 +9,7 @@ import { replayActivities } from './replay.ts';
 import { runStepActivities } from './run-step.ts';
 import { selfCheckActivities } from './self-check.ts';
 import { snapshotActivities } from './snapshot.ts';
+import { transformActivities } from './transforms.ts';
 import { versionActivities } from './versions.ts';
 
 export interface ActivityDeps {
@@ -28,6 +29,7 @@ export function createActivities(deps: ActivityDeps) {
     ...runStepActivities({ stateDir: deps.config.stateDir, events: deps.events }),
     ...versionActivities(deps),
     ...deploymentActivities(deps),
+    ...transformActivities(deps),
     ...replayActivities(deps),
     ...alertActivities(),
   };

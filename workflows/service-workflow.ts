@@ -29,7 +29,7 @@ export const stateQuery = defineQuery<ServiceWorkflowState>('state');
 export const SAVES_PER_RUN = 50;
 
 const { recordEvent } = proxyLocalActivities<Activities>({ startToCloseTimeout: '10 seconds' });
-const { recordValidation, snapshotService, stageVersion } = proxyActivities<Activities>({
+const { checkTransforms, recordValidation, snapshotService, stageVersion } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['ManifestError', 'ServiceMissing'] },
 });
@@ -55,7 +55,7 @@ function isValidationFailure(err: unknown): boolean {
 
 /**
  * One long-lived workflow per service (id `service/<name>`): every real save arrives as a signal;
- * the newest one is validated (snapshot, install, lint, test, build) and, when it passes, staged.
+ * the newest one is validated (snapshot, install, lint, test, build, transforms) and, when it passes, staged.
  * A newer save cancels the validation under way.
  */
 export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void> {
@@ -100,6 +100,10 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       const result = await stepActivity(plan.timeoutSec)({ service, hash: snapshot.hash, dir: snapshot.dir, plan });
       steps.push(result);
       if (!result.ok) return { ok: false, hash: snapshot.hash, reason: result.reason ?? `${plan.step} failed`, step: plan.step };
+    }
+    if (patched('transforms-check')) {
+      const check = await checkTransforms({ service, dir: snapshot.dir, version: snapshot.version });
+      if (!check.ok) return { ok: false, hash: snapshot.hash, reason: check.reason };
     }
     const staged = await stageVersion({
       service,
