@@ -11,8 +11,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { Filter, ReplaceOptions } from 'mongodb';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { execa, execaSync } from 'execa';
+import { execa } from 'execa';
 import type { Config } from '../../core/config.ts';
 import type { InstanceDoc, InstanceState } from '../../core/documents.ts';
 import { EventStore } from '../../core/events.ts';
@@ -23,7 +24,7 @@ import { reapLeftovers } from '../../runner/leftovers.ts';
 import { spawnGroup } from '../../runner/process-group.ts';
 import { Runner } from '../../runner/runner.ts';
 import { createStdioBridge } from '../../runner/stdio-bridge.ts';
-import { processesMentioning } from '../support/processes.ts';
+import { membersOfGroups, processesMentioning } from '../support/processes.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -84,23 +85,33 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | fal
 
 const instance = (instanceId: string) => store.instances.findOne({ instanceId });
 
+/**
+ * Every state the runner writes for one instance, each with whether the gateway's own query
+ * (readyInstances) still offers the instance right after that write. The runner chains the writes
+ * of an instance, so the next one waits for this look: a state however brief cannot be missed,
+ * as it could be by polling.
+ */
+function watchInstanceWrites(instanceId: string): { seen: { state: InstanceState; routable: boolean }[]; restore(): void } {
+  const seen: { state: InstanceState; routable: boolean }[] = [];
+  const collection = store.instances;
+  const replaceOne = collection.replaceOne;
+  collection.replaceOne = (async (filter: Filter<InstanceDoc>, doc: InstanceDoc, options?: ReplaceOptions) => {
+    const result = await replaceOne.call(collection, filter, doc, options);
+    if (doc.instanceId === instanceId) {
+      const routable = (await readyInstances(store, doc.service, doc.version)).some((d) => d.instanceId === instanceId);
+      seen.push({ state: doc.state, routable });
+    }
+    return result;
+  }) as typeof collection.replaceOne;
+  return { seen, restore: () => void (collection.replaceOne = replaceOne) };
+}
+
 async function waitReadyCount(service: string, version: string, count: number): Promise<InstanceDoc[]> {
   return waitFor(`${count} ready ${service}@${version}`, async () => {
     const ready = await readyInstances(store, service, version);
     ready.forEach((doc) => doc.pid && groups.add(doc.pid));
     return ready.length === count ? ready : undefined;
   });
-}
-
-/** Live (non-zombie) processes in any of the given process groups. */
-function groupMembers(pgids: Iterable<number>): string[] {
-  const wanted = new Set(pgids);
-  const { stdout } = execaSync('ps', ['-eo', 'pid=,pgid=,stat=,args='], { reject: false });
-  return stdout
-    .split('\n')
-    .map((line) => line.trim().match(/^(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/))
-    .filter((m): m is RegExpMatchArray => m !== null && wanted.has(Number(m[2])) && !m[3]!.startsWith('Z'))
-    .map((m) => `${m[1]} (group ${m[2]}): ${m[4]}`);
 }
 
 function alive(pid: number): boolean {
@@ -168,7 +179,7 @@ before(async () => {
 after(async () => {
   for (const r of runners) await r.stop();
   await store?.close();
-  const left = [...groupMembers(groups), ...processesMentioning(workDir)];
+  const left = [...membersOfGroups(groups), ...processesMentioning(workDir)];
   if (workDir) await rm(workDir, { recursive: true, force: true });
   if (config) await rm(config.stateDir, { recursive: true, force: true });
   assert.deepEqual(left, [], 'no instance process outlives the tests');
@@ -201,7 +212,7 @@ describe('runner', GUARD, () => {
       assert.deepEqual(client.getServerVersion(), { name: 'hello-world', version: '1.0.0' });
       assert.equal(text(await client.callTool({ name: 'hello', arguments: { name: 'Ada' } })), 'Hello, Ada!');
       // The session's stdio server runs inside the instance's process group, beside the bridge.
-      const members = groupMembers([doc!.pid!]);
+      const members = membersOfGroups([doc!.pid!]);
       assert.ok(members.some((m) => m.endsWith('node dist/index.js')), members.join('\n'));
     } finally {
       await close();
@@ -227,7 +238,7 @@ describe('runner', GUARD, () => {
   test('a killed stdio bridge takes its sessions’ stdio servers with it and comes back', async () => {
     const before = (await instance('hello-world-1.0.0-0'))!;
     const session = await connect(before.url);
-    const members = groupMembers([before.pid!]);
+    const members = membersOfGroups([before.pid!]);
     assert.ok(members.length >= 2, `bridge and its session's server: ${members.join('\n')}`);
     process.kill(before.pid!, 'SIGKILL');
     const after = await waitFor('hello-world-1.0.0-0 ready again', async () => {
@@ -236,7 +247,7 @@ describe('runner', GUARD, () => {
     });
     groups.add(after.pid!);
     await session.client.close().catch(() => {});
-    assert.deepEqual(groupMembers([before.pid!]), [], 'nothing of the killed instance is left');
+    assert.deepEqual(membersOfGroups([before.pid!]), [], 'nothing of the killed instance is left');
     assert.equal(await callOnce(after.url, 'echo', { text: 'again' }), 'again');
   });
 
@@ -245,7 +256,7 @@ describe('runner', GUARD, () => {
     await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 1 });
     await runner.reconcileNow();
     await waitFor('calculator-1.0.0-1 stopped', async () => (await instance('calculator-1.0.0-1'))?.state === 'stopped');
-    assert.deepEqual(groupMembers([removed.pid!]), []);
+    assert.deepEqual(membersOfGroups([removed.pid!]), []);
     const ready = await readyInstances(store, 'calculator', '1.0.0');
     assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0']);
     const kinds = (await eventsAfter('calculator-1.0.0-1', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
@@ -254,20 +265,22 @@ describe('runner', GUARD, () => {
 
   test('stopPool drains (the gateway sees draining), then stops, and no process is left', async () => {
     const running = (await instance('calculator-1.0.0-0'))!;
-    assert.equal(await stopPool(store, 'calculator', '1.0.0'), true);
-    const seen: InstanceState[] = [];
-    await runner.reconcileNow();
-    await waitFor('calculator-1.0.0-0 stopped', async () => {
-      const state = (await instance('calculator-1.0.0-0'))?.state;
-      if (state && seen.at(-1) !== state) seen.push(state);
-      return state === 'stopped';
-    });
-    // drainMs (1.5 s) keeps 'draining' visible far longer than one 100 ms poll.
-    assert.deepEqual(seen[0] === 'ready' ? seen.slice(1) : seen, ['draining', 'stopped']);
+    const writes = watchInstanceWrites('calculator-1.0.0-0');
+    try {
+      assert.equal(await stopPool(store, 'calculator', '1.0.0'), true);
+      await runner.reconcileNow();
+      await waitFor('calculator-1.0.0-0 stopped', async () => writes.seen.at(-1)?.state === 'stopped');
+    } finally {
+      writes.restore();
+    }
+    assert.deepEqual(writes.seen, [
+      { state: 'draining', routable: false },
+      { state: 'stopped', routable: false },
+    ]);
     const kinds = (await eventsAfter('calculator-1.0.0-0', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
     assert.deepEqual(await readyInstances(store, 'calculator'), []);
-    assert.deepEqual(groupMembers([running.pid!]), [], 'no process left');
+    assert.deepEqual(membersOfGroups([running.pid!]), [], 'no process left');
     assert.equal(await stopPool(store, 'calculator', '1.0.0'), true, 'stopping again is harmless');
     assert.equal(await stopPool(store, 'calculator', '9.9.9'), false, 'an unknown pool is reported, not created');
     assert.equal(await store.pools.countDocuments({ service: 'calculator', version: '9.9.9' }), 0);
@@ -349,7 +362,7 @@ describe('runner', GUARD, () => {
     const docs = await store.instances.find({ service: { $in: ['calculator', 'hello-world'] } }).toArray();
     assert.ok(docs.length >= 3);
     for (const d of docs) assert.equal(d.state, 'stopped', `${d.instanceId} is ${d.state}`);
-    assert.deepEqual(groupMembers(groups), []);
+    assert.deepEqual(membersOfGroups(groups), []);
     assert.deepEqual(processesMentioning(workDir), []);
     const stopped = await events.list({ kind: 'INSTANCE_STOPPED', limit: 500 });
     assert.ok(stopped.some((e) => e.details?.reason === 'runner stopping'));
@@ -375,10 +388,10 @@ describe('runner', GUARD, () => {
       });
       const pids = ready.map((d) => d.pid!);
       pids.forEach((pid) => groups.add(pid));
-      assert.ok(groupMembers(pids).length >= 2);
+      assert.ok(membersOfGroups(pids).length >= 2);
       child.kill('SIGKILL');
       await child;
-      await waitFor('no process of the killed runner’s instances', async () => groupMembers(pids).length === 0);
+      await waitFor('no process of the killed runner’s instances', async () => membersOfGroups(pids).length === 0);
     } finally {
       await other.db.dropDatabase().catch(() => {});
       await other.close();
@@ -397,7 +410,7 @@ describe('runner', GUARD, () => {
     await store.instances.insertMany([doc('leftover-1.0.0-0', proc.pid), doc('leftover-1.0.0-1', process.pid)]);
     assert.equal(await reapLeftovers(store, 2_000, log), 1);
     await proc.exited;
-    assert.deepEqual(groupMembers([proc.pid]), []);
+    assert.deepEqual(membersOfGroups([proc.pid]), []);
     assert.equal((await instance('leftover-1.0.0-0'))?.state, 'stopped');
     assert.equal((await instance('leftover-1.0.0-1'))?.state, 'stopped');
     await store.pools.deleteOne({ service: 'leftover' });
@@ -413,7 +426,7 @@ describe('runner', GUARD, () => {
     await store.pools.deleteOne({ service: 'hello-world', version: '1.0.0' });
     await runner.reconcileNow();
     await waitFor('hello-world instance removed', async () => (await instance('hello-world-1.0.0-0')) === null);
-    assert.deepEqual(groupMembers([doc!.pid!]), []);
+    assert.deepEqual(membersOfGroups([doc!.pid!]), []);
     await runner.stop();
   });
 });
