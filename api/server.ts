@@ -17,6 +17,7 @@ import { deploymentsRouter } from './routes/deployments.ts';
 import { replaysRouter } from './routes/replays.ts';
 import { eventsRouter } from './routes/events.ts';
 import { trafficRouter } from './routes/traffic.ts';
+import { compatibilityRouter } from './routes/compatibility.ts';
 import { servicesRouter } from './routes/services.ts';
 import { dashboardRouter } from './routes/dashboard.ts';
 import { dashboardSite } from './dashboard-site.ts';
@@ -80,6 +81,7 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   app.use('/api', eventsRouter(deps.events, { maxStreams: config.api.maxEventStreams }));
   app.use('/api', alertsRouter({ store: deps.store, events: deps.events }));
   app.use('/api', trafficRouter({ store: deps.store, traffic }));
+  app.use('/api', compatibilityRouter({ store: deps.store }));
   app.use('/api', dashboardRouter({ config, store: deps.store, ...(deps.temporalUiUrl ? { temporalUiUrl: deps.temporalUiUrl } : {}) }));
   if (deps.temporal) {
     const control = new DeploymentControl(config, deps.store, deps.temporal);

@@ -6,6 +6,7 @@ import { createLogger } from '../core/log.ts';
 import { StackStartError } from '../stack/managed-process.ts';
 import { PortInUseError } from '../stack/ports.ts';
 import { ApiClient, ApiError } from './api-client.ts';
+import { compatCommand } from './compat-command.ts';
 import { runConfigCommand } from './config-command.ts';
 import { replayCommand, type ReplayOptions } from './replay-command.ts';
 import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
@@ -60,6 +61,14 @@ program
   .description("a service's staged, active and archived versions")
   .option('--api <url>', 'the mcpship API (default: from the config)')
   .action(async (service: string, opts: { api?: string }) => versionsCommand(await apiClient(opts.api), service));
+
+program
+  .command('compat')
+  .argument('<service>')
+  .description("a service's compatibility matrix: versions × clients and tools (round trip, schema, replay), failing paths, transform success rates")
+  .option('--json', 'print JSON')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action(async (service: string, opts: { api?: string; json?: boolean }) => compatCommand(await apiClient(opts.api), service, opts));
 
 program
   .command('logs')
