@@ -37,6 +37,7 @@ export class Conversation {
   private seq = 0;
   /** The last multi-round (2026-07-28 InputRequiredResult) state this instance handed out. */
   private requestState: unknown;
+  private readonly listening = new AbortController();
 
   constructor(private readonly options: ConversationOptions) {}
 
@@ -76,6 +77,7 @@ export class Conversation {
       this.sessionId = res.headers.get('mcp-session-id') ?? undefined;
       const negotiated = isObject(answer?.result) ? answer.result.protocolVersion : undefined;
       if (typeof negotiated === 'string') this.revision = negotiated;
+      if (this.sessionId) this.listen();
     }
     if (!answer) return undefined;
     const result = isObject(answer.result) ? answer.result : undefined;
@@ -83,28 +85,34 @@ export class Conversation {
     return { ...answer, id: captured.id };
   }
 
+  /** JSON-RPC messages of an SSE body, as they come. */
+  private async *messagesOf(body: NonNullable<Response['body']>): AsyncGenerator<Message> {
+    const reader = body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        let msg: unknown;
+        try {
+          msg = JSON.parse(value.data);
+        } catch {
+          continue;
+        }
+        if (isObject(msg)) yield msg;
+      }
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
+  }
+
   private async answerOf(res: Response, id: string, signal: AbortSignal): Promise<Message | undefined> {
     const type = res.headers.get('content-type') ?? '';
     if (type.includes('text/event-stream') && res.body) {
-      const events = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream());
-      const reader = events.getReader();
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return undefined;
-          let msg: unknown;
-          try {
-            msg = JSON.parse(value.data);
-          } catch {
-            continue;
-          }
-          if (!isObject(msg)) continue;
-          if (typeof msg.method === 'string' && 'id' in msg) await this.answerServer(msg, signal);
-          else if (msg.id === id && ('result' in msg || 'error' in msg)) return msg;
-        }
-      } finally {
-        await reader.cancel().catch(() => {});
+      for await (const msg of this.messagesOf(res.body)) {
+        if (typeof msg.method === 'string' && 'id' in msg) await this.answerServer(msg, signal);
+        else if (msg.id === id && ('result' in msg || 'error' in msg)) return msg;
       }
+      return undefined;
     }
     const text = await res.text();
     let body: unknown;
@@ -133,8 +141,28 @@ export class Conversation {
     await res.body?.cancel();
   }
 
+  /**
+   * The session's GET stream: a server that sends its requests there rather than on the call's
+   * own stream (the SDK's `server.createMessage` without a related request does) is answered too.
+   */
+  private listen(): void {
+    const headers: Record<string, string> = { accept: 'text/event-stream', 'mcp-session-id': this.sessionId! };
+    if (this.revision) headers['mcp-protocol-version'] = this.revision;
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, this.listening.signal]) : this.listening.signal;
+    const run = async () => {
+      const res = await fetch(this.options.url, { headers, signal });
+      // 405: the server offers no GET stream, which is allowed.
+      if (!res.ok || !res.body) return void (await res.body?.cancel());
+      for await (const msg of this.messagesOf(res.body)) {
+        if (typeof msg.method === 'string' && 'id' in msg) await this.answerServer(msg, signal);
+      }
+    };
+    void run().catch(() => {});
+  }
+
   /** Ends the instance's session (a stdio bridge ends its process with it). */
   async close(): Promise<void> {
+    this.listening.abort();
     if (!this.sessionId) return;
     const headers: Record<string, string> = { 'mcp-session-id': this.sessionId };
     if (this.revision) headers['mcp-protocol-version'] = this.revision;

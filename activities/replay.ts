@@ -7,18 +7,18 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { MongoServerError } from 'mongodb';
 import type { Config } from '../core/config.ts';
-import type { CompatCellDoc, ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
+import type { ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
 import { loadManifest } from '../core/manifest.ts';
 import type { Store } from '../core/mongo.ts';
 import { replayStore } from '../core/replay-store.ts';
 import { readRouting } from '../core/routing-store.ts';
 import { comparable, diffJson, failureOf } from '../compat/replay-diff.ts';
+import { emptyCounts, writeCells } from '../compat/matrix.ts';
 import { gateVerdict } from '../compat/replay-gate.ts';
 import { toolPolicy } from '../compat/replay-policy.ts';
-import { emptyCounts, replayCells, summarise } from '../compat/replay-report.ts';
+import { replayCells, summarise } from '../compat/replay-report.ts';
 import { planReplay, type ReplayPlan, type ReplayUnit, type SelectableDoc } from '../compat/replay-select.ts';
-import type { CompatCell } from '../compat/types.ts';
 import type { GateThresholds, ReplayInput, ReplayItem, ReplayReport, ReplaySelection, ReplayStatus } from '../compat/replay-types.ts';
 import { Conversation } from './replay-conversation.ts';
 import { startReplayInstance, type ReplayInstance } from './replay-instances.ts';
@@ -67,19 +67,6 @@ const CAPTURE_FIELDS = {
   clientVersion: 1,
   at: 1,
 } as const;
-
-/** Replay's cells of the compatibility matrix: its own documents (source 'replay'), replaced by each finished run. */
-async function writeReplayCells(store: Store, service: string, version: string, cells: CompatCell[]): Promise<void> {
-  if (!cells.length) return;
-  const key = (c: CompatCell) => (c.column.kind === 'tool' ? `tool:${c.column.tool}` : `client:${c.column.protocolRevision}:${c.column.clientName}:${c.column.clientVersion}`);
-  await store.db.collection<CompatCellDoc>('compatCells').bulkWrite(
-    cells.map((cell) => {
-      const doc: CompatCellDoc = { ...cell, service, version, columnKey: key(cell) };
-      return { replaceOne: { filter: { service, version, source: 'replay' as const, columnKey: doc.columnKey }, replacement: doc, upsert: true } };
-    }),
-    { ordered: false },
-  );
-}
 
 function dirOf(doc: { state: string; stagedDir?: string; archiveDir?: string }): string | undefined {
   return doc.state === 'ARCHIVED' ? doc.archiveDir : (doc.stagedDir ?? doc.archiveDir);
@@ -303,8 +290,9 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         ...(gate ? { gate } : {}),
         ...(error ? { error } : {}),
       };
+      // The matrix first: a reader that sees the report finished finds its cells there.
+      if (status === 'DONE') await writeCells(store, params.service, params.candidate, 'replay', replayCells(classified, params.replayId, finishedAt));
       await reports.updateOne({ replayId: params.replayId }, { $set: update });
-      if (status === 'DONE' && classified.length) await writeReplayCells(store, params.service, params.candidate, replayCells(classified, params.replayId, finishedAt));
       const report = (await reports.findOne({ replayId: params.replayId }, { projection: { _id: 0 } }))!;
       await deps.events.append({
         service: params.service,

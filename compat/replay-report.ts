@@ -5,9 +5,8 @@
  */
 import { NoiseModel, pathShape, type NoiseThresholds } from './noise.ts';
 import type { OutcomeCounts, PathVerdict, ReplayItem, ReplayOutcome, ReplaySample } from './replay-types.ts';
-import type { CompatCell, CompatColumn, CompatStatus, PathCount } from './types.ts';
-
-export const emptyCounts = (): OutcomeCounts => ({ replayed: 0, equal: 0, noise: 0, differs: 0, breaks: 0, skipped: 0 });
+import { cellStatus, clientColumn, columnKey, emptyCounts } from './matrix.ts';
+import type { CompatCell, CompatColumn, PathCount } from './types.ts';
 
 /** The name noise and counts are kept under: the tool of a `tools/call`, else the method. */
 export const subjectOf = (item: Pick<ReplayItem, 'tool' | 'method'>) => item.tool ?? item.method;
@@ -81,26 +80,18 @@ export function summarise(items: readonly ReplayItem[], options: { samples?: num
   return { counts, perTool, topPaths: topPaths(classified, options.topPaths ?? 10), noisyPaths, samples, classified };
 }
 
-const STATUS_ORDER: CompatStatus[] = ['breaks', 'differs', 'noise', 'equal'];
-
-/** A cell's verdict: its worst outcome with a count, or skipped when nothing was compared. */
-export function cellStatus(counts: OutcomeCounts): CompatStatus {
-  return STATUS_ORDER.find((s) => counts[s] > 0) ?? 'skipped';
-}
-
 /** The matrix cells replay fills: one per client column and one per tool. */
 export function replayCells(classified: readonly Classified[], runId: string, at: Date): CompatCell[] {
   const columns = new Map<string, { column: CompatColumn; members: Classified[] }>();
-  const put = (key: string, column: CompatColumn, c: Classified) => {
-    let entry = columns.get(key);
-    if (!entry) columns.set(key, (entry = { column, members: [] }));
+  const put = (column: CompatColumn, c: Classified) => {
+    let entry = columns.get(columnKey(column));
+    if (!entry) columns.set(columnKey(column), (entry = { column, members: [] }));
     entry.members.push(c);
   };
   for (const c of classified) {
     const { item } = c;
-    const client: CompatColumn = { kind: 'client', protocolRevision: item.protocolRevision ?? 'unknown', clientName: item.clientName ?? 'unknown', clientVersion: item.clientVersion ?? 'unknown' };
-    put(`client|${client.protocolRevision}|${client.clientName}|${client.clientVersion}`, client, c);
-    if (item.tool) put(`tool|${item.tool}`, { kind: 'tool', tool: item.tool }, c);
+    put(clientColumn(item), c);
+    if (item.tool) put({ kind: 'tool', tool: item.tool }, c);
   }
   return [...columns.values()].map(({ column, members }) => {
     const counts = emptyCounts();

@@ -3,7 +3,7 @@
  * replayed request, and the report. Shared by the pure modules in compat/, the replay activities,
  * the workflow, the API and the CLI. The stored documents are in core/documents.ts.
  */
-import type { Difference, PathCount } from './types.ts';
+import type { CompatCounts, Difference, PathCount } from './types.ts';
 
 /** Which captured traffic a replay picks. */
 export interface ReplaySelection {
@@ -66,14 +66,8 @@ export interface ReplayItem {
   noiseDiffs: Difference[];
 }
 
-export interface OutcomeCounts {
-  replayed: number;
-  equal: number;
-  noise: number;
-  differs: number;
-  breaks: number;
-  skipped: number;
-}
+/** A replay's counts: the matrix cell's shape. */
+export type OutcomeCounts = CompatCounts;
 
 /** A path of one tool whose candidate differences clearly exceed the noise (Diffy's rule), or a noisy one. */
 export interface PathVerdict {

@@ -20,7 +20,7 @@ import type { Activities } from '../activities/index.ts';
 import type { BreachNotice, DeploymentInput, DeploymentStage, DeploymentState, ReplayGateState } from '../core/deployment.ts';
 import type { RolloutSettings } from '../core/manifest.ts';
 import { McpService, McpStage, McpVersion } from '../core/search-attributes.ts';
-import { replayWorkflowId } from '../core/workflow-ids.ts';
+import { deploymentWorkflowId, replayWorkflowId } from '../core/workflow-ids.ts';
 import { replayWorkflow } from './replay-workflow.ts';
 
 export const breachSignal = defineSignal<[BreachNotice]>('breach');
@@ -278,8 +278,8 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     setStage('WARM');
     await event('KEPT_WARM', 'info', { previous: stable, keepWarmSec });
     await condition(() => abortReason !== undefined, keepWarmSec * 1000);
-    // A deployment that superseded this one (a rollback to `stable`, say) owns stable's pool now.
-    if (abortReason === undefined) await acts.stopVersionPool(service, stable);
+    // A rollback to `stable` (a deployment of it, which superseded this one) owns its pool now.
+    if (abortReason !== `superseded by ${deploymentWorkflowId(service, stable)}`) await acts.stopVersionPool(service, stable);
     setStage('ACTIVE');
   }
 
