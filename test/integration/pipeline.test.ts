@@ -92,6 +92,16 @@ function waitForEvent(service: string, match: (e: EventDoc) => boolean, what: st
 const outcome = (service: string, hash: string) =>
   waitForEvent(service, (e) => ['STAGED', 'VALIDATION_FAILED', 'ALREADY_STAGED'].includes(e.kind) && (e.details as { hash?: string })?.hash === hash, `the outcome of ${hash.slice(0, 8)}`);
 
+const { EventType } = proto.temporal.api.enums.v1;
+
+/** Save signals of the current run that a completed workflow task has seen (their handler and what followed ran). */
+async function signalsTaken(service: string): Promise<number> {
+  const events = (await client.workflow.getHandle(serviceWorkflowId(service)).fetchHistory()).events ?? [];
+  const types = events.map((e) => e.eventType);
+  const lastCompleted = types.lastIndexOf(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED);
+  return types.slice(0, lastCompleted + 1).filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED).length;
+}
+
 const queryState = (service: string) => client.workflow.getHandle(serviceWorkflowId(service)).query<ServiceWorkflowState>('state');
 
 describe('a good save', () => {
@@ -134,9 +144,15 @@ describe('a good save', () => {
 
   test('identical content starts nothing', async () => {
     const before = (await kinds('good')).filter((k) => k === 'VALIDATING').length;
+    const stateBefore = await queryState('good');
+    const signalsBefore = await signalsTaken('good');
     await save('good');
+    // A query right after the signal may be answered before the workflow has seen the save.
+    await waitFor('the workflow to have handled the save', async () => (await signalsTaken('good')) > signalsBefore || undefined);
     const state = await queryState('good');
     assert.equal(state.phase, 'idle');
+    assert.equal(state.savesHandled, stateBefore.savesHandled, 'not counted as a save handled');
+    assert.equal(state.lastHash, stateBefore.lastHash);
     assert.equal((await kinds('good')).filter((k) => k === 'VALIDATING').length, before);
   });
 
@@ -224,15 +240,28 @@ test('the worker killed in the middle of a validation: another worker finishes t
   const launchWorker = () => startWorkerProcess(config);
 
   const dir = await addService('crash');
-  await editJson(path.join(dir, 'mcp.json'), (m) => (m.steps.test = { run: 'node -e "setTimeout(() => {}, 4000)" crash-marker && npm run --silent test', timeoutSec: 300 }));
+  // The first run of the step never ends by itself (only a kill ends it); a rerun finds the flag
+  // the first one left and goes straight on to the real tests.
+  const flag = path.join(config.stateDir, 'crash-marker-ran');
+  const marker = `node -e "const fs=require('fs');const f=process.argv[2];if(fs.existsSync(f))process.exit(0);fs.writeFileSync(f,'');setInterval(()=>{},1000)" crash-marker ${flag}`;
+  await editJson(path.join(dir, 'mcp.json'), (m) => (m.steps.test = { run: `${marker} && npm run --silent test`, timeoutSec: 300 }));
   const first = launchWorker();
   const hash = await save('crash');
   await waitForEvent('crash', (e) => e.kind === 'TEST_STARTED', 'the test step to start');
+  const [orphan] = await waitFor('the marker process', () => {
+    const pids = processesMentioning('crash-marker');
+    return pids.length > 0 && pids;
+  });
   first.kill('SIGKILL');
-  await first;
+  // The process's exit, not execa's promise: that also waits for the output pipes, which the
+  // orphaned step inherited and holds open until the next worker ends it.
+  await waitFor('the worker to die', () => first.exitCode !== null || first.signalCode !== null);
+  assert.ok(processesMentioning('crash-marker').includes(orphan!), 'the killed worker left its step running');
 
   const second = launchWorker();
   try {
+    // The new worker ends it as it starts, before it polls for tasks (a worker process can take a while to start on a loaded machine).
+    await waitFor('the new worker to end its predecessor\'s step', () => !processesMentioning('crash-marker').includes(orphan!), 180_000, 250);
     const staged = await outcome('crash', hash);
     assert.equal(staged.kind, 'STAGED', JSON.stringify(staged.details));
     const testStarts = (await kinds('crash')).filter((k) => k === 'TEST_STARTED').length;
@@ -241,6 +270,8 @@ test('the worker killed in the middle of a validation: another worker finishes t
   } finally {
     second.kill('SIGTERM');
     await second;
+    // Not left behind by a failed run.
+    for (const pid of processesMentioning('crash-marker')) process.kill(pid, 'SIGKILL');
     worker = await startWorker(temporalAddress, { config, store, events });
   }
 });
