@@ -12,8 +12,10 @@ import { startWatcher } from '../watcher/start-watcher.ts';
 import { startWorker, type WorkerHandle } from '../workers/create-worker.ts';
 
 export interface SystemParts {
-  /** The Temporal worker, and beside it the runner (instance pools) and the file watcher. */
+  /** The Temporal worker, and beside it the file watcher and the alert evaluator. */
   worker: boolean;
+  /** A runner node (instance pools; runner/runner.ts); by default, with the worker. */
+  runner?: boolean;
   api: boolean;
 }
 
@@ -47,12 +49,14 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     cleanups.push(() => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const system: System = { stack, store, events, stop };
-    if (parts.worker) {
-      system.worker = await startWorker(stack.temporalAddress, { config, store, events, temporal: client });
-      cleanups.push(() => system.worker!.shutdown());
+    if (parts.runner ?? parts.worker) {
       const runner = new Runner({ config, store, events, log: log.child({ component: 'runner' }) });
       await runner.start();
       cleanups.push(() => runner.stop());
+    }
+    if (parts.worker) {
+      system.worker = await startWorker(stack.temporalAddress, { config, store, events, temporal: client });
+      cleanups.push(() => system.worker!.shutdown());
       const watcher = await startWatcher({ config, store, events, client, log });
       cleanups.push(() => watcher.close());
       if (config.alerts.enabled) {

@@ -117,6 +117,19 @@ export const ConfigSchema = z
         /** How long a stopping instance keeps serving in-flight requests before it is signalled. */
         drainMs: z.coerce.number().int().min(0).max(600_000).default(2_000),
         readyTimeoutMs: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+        /** This runner's node id; stable across restarts so that a restarted node reaps what it left. Default: the host name. */
+        nodeId: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and dashes')
+          .optional(),
+        /** The host name or address gateways reach this node's instances at (a compose service name, a pod IP). */
+        advertiseHost: z.string().min(1).default('127.0.0.1'),
+        /** Where this node listens for gateways when advertiseHost is not loopback; default: advertiseHost. */
+        bindHost: z.string().min(1).optional(),
+        /** Instances of all pools together that may be placed on this node. */
+        capacity: z.coerce.number().int().min(1).max(10_000).default(32),
+        /** A node not renewing its lease for this long is dead: its instances are placed elsewhere. */
+        leaseMs: z.coerce.number().int().min(1_000).max(600_000).default(10_000),
       })
       .strict()
       .default({}),
@@ -200,6 +213,11 @@ export const ENV_KEYS = {
   MCPSHIP_RETENTION_SESSIONS_DAYS: 'retention.sessionsDays',
   MCPSHIP_RETENTION_INTERVAL_MINUTES: 'retention.intervalMinutes',
   MCPSHIP_DRAIN_MS: 'runner.drainMs',
+  MCPSHIP_NODE_ID: 'runner.nodeId',
+  MCPSHIP_ADVERTISE_HOST: 'runner.advertiseHost',
+  MCPSHIP_BIND_HOST: 'runner.bindHost',
+  MCPSHIP_RUNNER_CAPACITY: 'runner.capacity',
+  MCPSHIP_NODE_LEASE_MS: 'runner.leaseMs',
   MCPSHIP_ALERTS: 'alerts.enabled',
   MCPSHIP_ALERTS_INTERVAL_SEC: 'alerts.intervalSec',
   MCPSHIP_ALERT_WEBHOOKS: 'alerts.webhooks',

@@ -81,6 +81,35 @@ export interface PoolDoc {
   updatedAt: Date;
 }
 
+/**
+ * A runner node: one runner process, the address gateways reach its instances at, and a lease it
+ * renews. Once leaseUntil has passed, its instances are placed elsewhere and no longer routed to.
+ */
+export interface NodeDoc {
+  nodeId: string;
+  /** Host name or address gateways reach this node's instances at (MCPSHIP_ADVERTISE_HOST). */
+  host: string;
+  /** How many instances, of all pools together, may be placed on it. */
+  capacity: number;
+  leaseUntil: Date;
+  /** Set at each start: a second runner under the same nodeId cannot renew the first one's lease. */
+  incarnation: string;
+  startedAt: Date;
+}
+
+/**
+ * Which node runs one slot of a pool. Claimed by an insert under a unique (service, version, slot)
+ * index, so that runners placing at once cannot both win; removed when the slot is no longer wanted
+ * or its node's lease has expired.
+ */
+export interface PlacementDoc {
+  service: string;
+  version: string;
+  slot: number;
+  nodeId: string;
+  placedAt: Date;
+}
+
 export type InstanceState = 'starting' | 'ready' | 'draining' | 'stopped' | 'failed';
 
 /** One running process of a version, as the runner reports it. */
@@ -90,6 +119,8 @@ export interface InstanceDoc {
   version: string;
   /** The Streamable HTTP MCP endpoint the gateway proxies to (stdio servers are bridged). */
   url: string;
+  /** The runner node it runs on (NodeDoc.nodeId); absent on documents written before nodes. */
+  nodeId?: string;
   pid?: number;
   state: InstanceState;
   restarts: number;

@@ -1,5 +1,5 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
-import type { CompatCellDoc, EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, TransformMetricDoc, VersionDoc } from './documents.ts';
+import type { CompatCellDoc, EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, NodeDoc, PlacementDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, TransformMetricDoc, VersionDoc } from './documents.ts';
 
 /** Typed handles on mcpship's collections; every module reaches MongoDB through these. */
 export interface Store {
@@ -10,6 +10,8 @@ export interface Store {
   services: Collection<ServiceDoc>;
   pools: Collection<PoolDoc>;
   instances: Collection<InstanceDoc>;
+  nodes: Collection<NodeDoc>;
+  placements: Collection<PlacementDoc>;
   routing: Collection<RoutingDoc>;
   routingRevisions: Collection<RoutingRevisionDoc>;
   sessions: Collection<SessionDoc>;
@@ -25,7 +27,9 @@ const INDEXES: Record<string, { key: Document; unique?: boolean }[]> = {
   versions: [{ key: { service: 1, version: 1 }, unique: true }, { key: { service: 1, hash: 1 } }, { key: { state: 1 } }],
   services: [{ key: { name: 1 }, unique: true }],
   pools: [{ key: { service: 1, version: 1 }, unique: true }],
-  instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }],
+  instances: [{ key: { instanceId: 1 }, unique: true }, { key: { service: 1, version: 1, state: 1 } }, { key: { nodeId: 1, state: 1 } }],
+  nodes: [{ key: { nodeId: 1 }, unique: true }],
+  placements: [{ key: { service: 1, version: 1, slot: 1 }, unique: true }, { key: { nodeId: 1 } }],
   routing: [{ key: { service: 1 }, unique: true }],
   routingRevisions: [{ key: { service: 1, rev: 1 }, unique: true }],
   // The single-field time indexes serve retention (core/retention.ts).
@@ -54,6 +58,8 @@ export async function connectStore(uri: string, database: string): Promise<Store
     services: db.collection<ServiceDoc>('services'),
     pools: db.collection<PoolDoc>('pools'),
     instances: db.collection<InstanceDoc>('instances'),
+    nodes: db.collection<NodeDoc>('nodes'),
+    placements: db.collection<PlacementDoc>('placements'),
     routing: db.collection<RoutingDoc>('routing'),
     routingRevisions: db.collection<RoutingRevisionDoc>('routingRevisions'),
     sessions: db.collection<SessionDoc>('sessions'),

@@ -13,6 +13,7 @@ import { freePort } from '../stack/ports.ts';
 import { backoffDelay, type BackoffPolicy } from './backoff.ts';
 import type { Guard } from './guardian.ts';
 import { loadLaunch, type Launch } from './launch.ts';
+import { startRelay, type Relay } from './node-relay.ts';
 import { describeExit, signalGroup, spawnGroup, terminateGroup, type GroupProcess } from './process-group.ts';
 import { waitReady } from './readiness.ts';
 
@@ -27,6 +28,10 @@ export interface InstanceSettings {
   backoff: BackoffPolicy;
   /** `<stateDir>/logs/instances` */
   logDir: string;
+  /** The runner node the instances run on. */
+  nodeId: string;
+  /** When gateways reach this node from elsewhere: the advertised host, and where its relays listen. */
+  expose?: { advertiseHost: string; bindHost: string };
 }
 
 export interface InstanceDeps {
@@ -46,8 +51,9 @@ interface Ended {
   readyMs?: number;
 }
 
-export function instanceIdOf(service: string, version: string, index: number): string {
-  return `${service}-${version}-${index}`;
+/** Qualified by node: a slot re-placed on another node gets a new id, and nodes never collide. */
+export function instanceIdOf(service: string, version: string, nodeId: string, index: number): string {
+  return `${service}-${version}-${nodeId}-${index}`;
 }
 
 export class Instance {
@@ -61,6 +67,7 @@ export class Instance {
   private writes: Promise<void> = Promise.resolve();
   private dirty = false;
   private readonly pendingEvents = new Set<Promise<unknown>>();
+  private relay: Relay | undefined;
 
   constructor(
     private readonly deps: InstanceDeps,
@@ -70,8 +77,8 @@ export class Instance {
     /** The folder the next launch starts from (versions are immutable; it may move when archived). */
     public dir: string,
   ) {
-    this.instanceId = instanceIdOf(service, version, index);
-    this.doc = { instanceId: this.instanceId, service, version, url: '', state: 'starting', restarts: 0, updatedAt: new Date() };
+    this.instanceId = instanceIdOf(service, version, deps.settings.nodeId, index);
+    this.doc = { instanceId: this.instanceId, service, version, nodeId: deps.settings.nodeId, url: '', state: 'starting', restarts: 0, updatedAt: new Date() };
     this.stopSignalled = new Promise((resolve) => this.abort.signal.addEventListener('abort', () => resolve(), { once: true }));
   }
 
@@ -146,7 +153,15 @@ export class Instance {
     // lastError stays: after a recovery it still says why the last restart happened.
     const { pid: _previous, ...rest } = this.doc;
     this.doc = { ...rest, ...(proc.pid > 0 ? { pid: proc.pid } : {}) };
-    this.update({ state: 'starting', url: launch.url });
+    let url: string;
+    try {
+      url = await this.advertised(launch.url);
+    } catch (err) {
+      await terminateGroup(proc, this.deps.settings.killGraceMs);
+      this.release(proc);
+      return { kind: 'INSTANCE_FAILED', reason: `cannot expose at ${this.deps.settings.expose?.bindHost}: ${(err as Error).message}` };
+    }
+    this.update({ state: 'starting', url });
 
     const outcome = await waitReady(launch.url, {
       timeoutMs: this.deps.settings.readyTimeoutMs,
@@ -167,13 +182,24 @@ export class Instance {
 
     const readyAt = performance.now();
     this.update({ state: 'ready' });
-    this.emit('INSTANCE_READY', 'ok', { url: launch.url, pid: proc.pid, transport: launch.transport, tools: outcome.tools, restarts: this.doc.restarts });
+    this.emit('INSTANCE_READY', 'ok', { url, pid: proc.pid, transport: launch.transport, tools: outcome.tools, restarts: this.doc.restarts });
     const exit = await Promise.race([proc.exited, this.stopSignalled.then(() => undefined)]);
     if (this.stopRequested || exit === undefined) return undefined;
     // The leader is gone; whatever else is in its group (a bridge's stdio servers) is orphaned.
     signalGroup(proc.pid, 'SIGKILL');
     this.release(proc);
     return { kind: 'INSTANCE_EXITED', reason: describeExit(exit), readyMs: performance.now() - readyAt };
+  }
+
+  /** The URL gateways use: the local one, or the node's relay in front of it at the advertised host. */
+  private async advertised(localUrl: string): Promise<string> {
+    const expose = this.deps.settings.expose;
+    if (!expose) return localUrl;
+    this.relay ??= await startRelay(expose.bindHost);
+    const local = new URL(localUrl);
+    this.relay.target = Number(local.port);
+    const host = expose.advertiseHost.includes(':') ? `[${expose.advertiseHost}]` : expose.advertiseHost;
+    return `http://${host}:${this.relay.port}${local.pathname}`;
   }
 
   private release(proc: GroupProcess): void {
@@ -195,6 +221,8 @@ export class Instance {
       signalGroup(proc.pid, 'SIGKILL');
     }
     if (proc) this.release(proc);
+    await this.relay?.close();
+    this.relay = undefined;
     this.update({ state: 'stopped' });
     this.emit('INSTANCE_STOPPED', 'info', { reason: this.stopReason, restarts: this.doc.restarts });
     await this.writes;

@@ -37,9 +37,13 @@ export function isInstanceLeader(pid: number, dir: string): boolean {
   }
 }
 
-/** Ends the process groups of instances a previous runner left running; returns how many. */
-export async function reapLeftovers(store: Store, graceMs: number, log: Logger): Promise<number> {
-  const stale = await store.instances.find({ state: { $in: [...LIVE_STATES] } }).toArray();
+/**
+ * Ends the process groups of instances this node's previous runner left running; returns how many.
+ * Only this node's documents (and those from before nodes, which have none): other nodes' instances
+ * run on other runners, perhaps other machines.
+ */
+export async function reapLeftovers(store: Store, nodeId: string, graceMs: number, log: Logger): Promise<number> {
+  const stale = await store.instances.find({ $or: [{ nodeId }, { nodeId: { $exists: false } }], state: { $in: [...LIVE_STATES] } }).toArray();
   let reaped = 0;
   for (const doc of stale) {
     const pool = await store.pools.findOne({ service: doc.service, version: doc.version });

@@ -54,7 +54,7 @@ export class RoutingCache {
   private readonly maxUnknown: number;
 
   constructor(
-    private readonly store: Pick<Store, 'routing' | 'instances'>,
+    private readonly store: Pick<Store, 'routing' | 'instances' | 'nodes'>,
     private readonly opts: RoutingCacheOptions = {},
   ) {
     this.refreshMs = opts.refreshMs ?? 250;
@@ -134,12 +134,15 @@ export class RoutingCache {
   }
 
   private async read(service: string): Promise<ServiceRoutes> {
-    const [routing, instances] = await Promise.all([
+    const [routing, instances, deadNodes] = await Promise.all([
       this.store.routing.findOne({ service }, { projection: { _id: 0 } }),
       this.store.instances.find({ service, state: 'ready' }, { projection: { _id: 0 } }).toArray(),
+      // A killed runner node leaves its instances 'ready' until a live runner ends them; its lapsed lease says so at once.
+      this.store.nodes.find({ leaseUntil: { $lte: new Date() } }, { projection: { _id: 0, nodeId: 1 } }).toArray(),
     ]);
+    const dead = new Set(deadNodes.map((n) => n.nodeId));
     const ready = new Map<string, InstanceDoc[]>();
-    for (const instance of instances.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0))) {
+    for (const instance of instances.filter((i) => i.nodeId === undefined || !dead.has(i.nodeId)).sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0))) {
       const list = ready.get(instance.version) ?? [];
       list.push(instance);
       ready.set(instance.version, list);

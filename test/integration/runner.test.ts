@@ -20,7 +20,9 @@ import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { readyInstances, setPool, stopPool } from '../../runner/desired-state.ts';
+import { instanceIdOf } from '../../runner/instance.ts';
 import { reapLeftovers } from '../../runner/leftovers.ts';
+import { nodeIdFor } from '../../runner/node.ts';
 import { spawnGroup } from '../../runner/process-group.ts';
 import { Runner } from '../../runner/runner.ts';
 import { createStdioBridge } from '../../runner/stdio-bridge.ts';
@@ -83,6 +85,8 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined | fal
   }
 }
 
+/** Instance ids carry the runner's node: the host name under the test config. */
+const id = (service: string, slot: number) => instanceIdOf(service, '1.0.0', nodeIdFor(config), slot);
 const instance = (instanceId: string) => store.instances.findOne({ instanceId });
 
 /**
@@ -190,15 +194,15 @@ describe('runner', GUARD, () => {
     await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 2 });
     await runner.reconcileNow();
     const ready = await waitReadyCount('calculator', '1.0.0', 2);
-    assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0', 'calculator-1.0.0-1']);
+    assert.deepEqual(ready.map((d) => d.instanceId), [id('calculator', 0), id('calculator', 1)]);
     assert.equal(new Set(ready.map((d) => d.url)).size, 2, 'two distinct urls');
     for (const doc of ready) {
       assert.match(doc.url, /^http:\/\/127\.0\.0\.1:\d+\/mcp$/);
       assert.equal(doc.restarts, 0);
       assert.equal(await callOnce(doc.url, 'add', { a: 2, b: 3 }), '5');
     }
-    assert.ok((await stat(path.join(config.stateDir, 'logs/instances/calculator-1.0.0-0.log'))).isFile());
-    await eventsAfter('calculator-1.0.0-0', (kinds) => count(kinds, 'INSTANCE_READY') === 1);
+    assert.ok((await stat(path.join(config.stateDir, 'logs/instances', `${id('calculator', 0)}.log`))).isFile());
+    await eventsAfter(id('calculator', 0), (kinds) => count(kinds, 'INSTANCE_READY') === 1);
   });
 
   test('a stdio pool is served over Streamable HTTP by the bridge, one stdio server per session', async () => {
@@ -220,29 +224,29 @@ describe('runner', GUARD, () => {
   });
 
   test('a killed instance is restarted with backoff, counted, and serves again', async () => {
-    const before = (await instance('calculator-1.0.0-0'))!;
+    const before = (await instance(id('calculator', 0)))!;
     assert.equal(before.state, 'ready');
     process.kill(before.pid!, 'SIGKILL');
     const after = await waitFor('calculator-1.0.0-0 ready again', async () => {
-      const doc = await instance('calculator-1.0.0-0');
+      const doc = await instance(id('calculator', 0));
       return doc && doc.state === 'ready' && doc.restarts >= 1 && doc.pid !== before.pid ? doc : undefined;
     });
     groups.add(after.pid!);
     assert.equal(after.lastError, 'killed by SIGKILL');
     assert.equal(await callOnce(after.url, 'multiply', { a: 6, b: 7 }), '42');
-    const kinds = (await eventsAfter('calculator-1.0.0-0', (k) => count(k, 'INSTANCE_READY') === 2)).map((e) => e.kind);
+    const kinds = (await eventsAfter(id('calculator', 0), (k) => count(k, 'INSTANCE_READY') === 2)).map((e) => e.kind);
     assert.deepEqual(kinds, ['INSTANCE_READY', 'INSTANCE_EXITED', 'INSTANCE_RESTARTED', 'INSTANCE_READY']);
-    assert.equal((await instance('calculator-1.0.0-1'))!.restarts, 0, 'the other instance was left alone');
+    assert.equal((await instance(id('calculator', 1)))!.restarts, 0, 'the other instance was left alone');
   });
 
   test('a killed stdio bridge takes its sessions’ stdio servers with it and comes back', async () => {
-    const before = (await instance('hello-world-1.0.0-0'))!;
+    const before = (await instance(id('hello-world', 0)))!;
     const session = await connect(before.url);
     const members = membersOfGroups([before.pid!]);
     assert.ok(members.length >= 2, `bridge and its session's server: ${members.join('\n')}`);
     process.kill(before.pid!, 'SIGKILL');
     const after = await waitFor('hello-world-1.0.0-0 ready again', async () => {
-      const doc = await instance('hello-world-1.0.0-0');
+      const doc = await instance(id('hello-world', 0));
       return doc && doc.state === 'ready' && doc.restarts >= 1 ? doc : undefined;
     });
     groups.add(after.pid!);
@@ -252,20 +256,20 @@ describe('runner', GUARD, () => {
   });
 
   test('lowering the instance count drains and stops the highest slot only', async () => {
-    const removed = (await instance('calculator-1.0.0-1'))!;
+    const removed = (await instance(id('calculator', 1)))!;
     await setPool(store, { service: 'calculator', version: '1.0.0', dir: calculatorDir, instances: 1 });
     await runner.reconcileNow();
-    await waitFor('calculator-1.0.0-1 stopped', async () => (await instance('calculator-1.0.0-1'))?.state === 'stopped');
+    await waitFor('calculator-1.0.0-1 stopped', async () => (await instance(id('calculator', 1)))?.state === 'stopped');
     assert.deepEqual(membersOfGroups([removed.pid!]), []);
     const ready = await readyInstances(store, 'calculator', '1.0.0');
-    assert.deepEqual(ready.map((d) => d.instanceId), ['calculator-1.0.0-0']);
-    const kinds = (await eventsAfter('calculator-1.0.0-1', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
+    assert.deepEqual(ready.map((d) => d.instanceId), [id('calculator', 0)]);
+    const kinds = (await eventsAfter(id('calculator', 1), (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
   });
 
   test('stopPool drains (the gateway sees draining), then stops, and no process is left', async () => {
-    const running = (await instance('calculator-1.0.0-0'))!;
-    const writes = watchInstanceWrites('calculator-1.0.0-0');
+    const running = (await instance(id('calculator', 0)))!;
+    const writes = watchInstanceWrites(id('calculator', 0));
     try {
       assert.equal(await stopPool(store, 'calculator', '1.0.0'), true);
       await runner.reconcileNow();
@@ -277,7 +281,7 @@ describe('runner', GUARD, () => {
       { state: 'draining', routable: false },
       { state: 'stopped', routable: false },
     ]);
-    const kinds = (await eventsAfter('calculator-1.0.0-0', (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
+    const kinds = (await eventsAfter(id('calculator', 0), (k) => k.includes('INSTANCE_STOPPED'))).map((e) => e.kind);
     assert.deepEqual(kinds.slice(-2), ['INSTANCE_DRAINING', 'INSTANCE_STOPPED']);
     assert.deepEqual(await readyInstances(store, 'calculator'), []);
     assert.deepEqual(membersOfGroups([running.pid!]), [], 'no process left');
@@ -303,16 +307,16 @@ describe('runner', GUARD, () => {
     await setPool(store, { service: 'crashing', version: '1.0.0', dir, instances: 1 });
     await runner.reconcileNow();
     const failed = await waitFor('two restarts of crashing', async () => {
-      const doc = await instance('crashing-1.0.0-0');
+      const doc = await instance(id('crashing', 0));
       return doc && doc.restarts >= 2 ? doc : undefined;
     });
     assert.match(failed.lastError ?? '', /exited with code 3 before it was ready/);
-    const exits = (await eventsAfter('crashing-1.0.0-0', (k) => count(k, 'INSTANCE_EXITED') >= 2)).filter((e) => e.kind === 'INSTANCE_EXITED');
+    const exits = (await eventsAfter(id('crashing', 0), (k) => count(k, 'INSTANCE_EXITED') >= 2)).filter((e) => e.kind === 'INSTANCE_EXITED');
     const delays = exits.map((e) => e.details?.restartInMs as number);
     assert.ok(delays.length >= 2 && delays[1]! > delays[0]!, `backoff grows: ${delays.join(', ')}`);
     await stopPool(store, 'crashing', '1.0.0');
     await runner.reconcileNow();
-    await waitFor('crashing stopped', async () => (await instance('crashing-1.0.0-0'))?.state === 'stopped');
+    await waitFor('crashing stopped', async () => (await instance(id('crashing', 0)))?.state === 'stopped');
   });
 
   test('the stdio bridge: one child per session, DELETE ends its child, unknown session 404, foreign Host 403', async () => {
@@ -407,12 +411,12 @@ describe('runner', GUARD, () => {
     await store.pools.insertOne({ service: 'leftover', version: '1.0.0', dir, instances: 1, desired: 'stopped', updatedAt: new Date() });
     const doc = (id: string, pid: number): InstanceDoc => ({ instanceId: id, service: 'leftover', version: '1.0.0', url: 'http://127.0.0.1:1/mcp', pid, state: 'ready', restarts: 0, updatedAt: new Date() });
     // The second document names a pid that is not an instance in that folder (this test process).
-    await store.instances.insertMany([doc('leftover-1.0.0-0', proc.pid), doc('leftover-1.0.0-1', process.pid)]);
-    assert.equal(await reapLeftovers(store, 2_000, log), 1);
+    await store.instances.insertMany([doc(id('leftover', 0), proc.pid), doc(id('leftover', 1), process.pid)]);
+    assert.equal(await reapLeftovers(store, nodeIdFor(config), 2_000, log), 1);
     await proc.exited;
     assert.deepEqual(membersOfGroups([proc.pid]), []);
-    assert.equal((await instance('leftover-1.0.0-0'))?.state, 'stopped');
-    assert.equal((await instance('leftover-1.0.0-1'))?.state, 'stopped');
+    assert.equal((await instance(id('leftover', 0)))?.state, 'stopped');
+    assert.equal((await instance(id('leftover', 1)))?.state, 'stopped');
     await store.pools.deleteOne({ service: 'leftover' });
   });
 
@@ -425,7 +429,7 @@ describe('runner', GUARD, () => {
     const [doc] = await waitReadyCount('hello-world', '1.0.0', 1);
     await store.pools.deleteOne({ service: 'hello-world', version: '1.0.0' });
     await runner.reconcileNow();
-    await waitFor('hello-world instance removed', async () => (await instance('hello-world-1.0.0-0')) === null);
+    await waitFor('hello-world instance removed', async () => (await instance(id('hello-world', 0))) === null);
     assert.deepEqual(membersOfGroups([doc!.pid!]), []);
     await runner.stop();
   });

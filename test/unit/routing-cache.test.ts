@@ -15,6 +15,7 @@ function countingStore(docs: Map<string, RoutingDoc>) {
       },
     },
     instances: { find: () => ({ toArray: async () => [] }) },
+    nodes: { find: () => ({ toArray: async () => [] }) },
   };
   return { store: store as unknown as ConstructorParameters<typeof RoutingCache>[0], reads };
 }
