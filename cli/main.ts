@@ -27,20 +27,21 @@ async function apiClient(api: string | undefined): Promise<ApiClient> {
 }
 
 const SERVE_COMMANDS: [name: string, description: string, parts: SystemParts][] = [
-  ['up', 'start the embedded stack (Temporal dev server + Web UI, FerretDB), the worker and the API; Ctrl-C stops all', { worker: true, api: true }],
-  ['worker', 'run only the Temporal worker, runner and watcher (against TEMPORAL_ADDRESS and MONGODB_URI, or the embedded stack)', { worker: true, api: false }],
-  ['api', 'run only the REST API and MCP gateway', { worker: false, api: true }],
+  ['up', 'start the embedded stack (Temporal dev server + Web UI, FerretDB), the worker, a runner node and the API; Ctrl-C stops all', { worker: true, runner: true, api: true }],
+  ['worker', 'run the Temporal worker and watcher, and a runner node unless --no-runner (against TEMPORAL_ADDRESS and MONGODB_URI, or the embedded stack)', { worker: true, runner: true, api: false }],
+  ['runner', 'run only a runner node: instances placed on it, reachable at MCPSHIP_ADVERTISE_HOST', { worker: false, runner: true, api: false }],
+  ['api', 'run only the REST API and MCP gateway', { worker: false, runner: false, api: true }],
 ];
-for (const [name, description, parts] of SERVE_COMMANDS) {
-  program
-    .command(name)
-    .description(description)
-    .action(async () => {
-      const { config } = load();
-      // Refused before anything starts: a stack brought up only to be stopped again helps no one.
-      if (parts.api) assertSafeBind({ host: config.api.host, adminToken: await resolveAdminToken(config) });
-      await runServe(config, createLogger(config.logLevel), parts);
-    });
+for (const [name, description, serveParts] of SERVE_COMMANDS) {
+  const command = program.command(name).description(description);
+  if (name === 'worker') command.option('--no-runner', 'leave the instances to `mcpship runner` nodes');
+  command.action(async (opts: { runner?: boolean }) => {
+    const parts = { ...serveParts, runner: serveParts.runner === true && opts.runner !== false };
+    const { config } = load();
+    // Refused before anything starts: a stack brought up only to be stopped again helps no one.
+    if (parts.api) assertSafeBind({ host: config.api.host, adminToken: await resolveAdminToken(config) });
+    await runServe(config, createLogger(config.logLevel), parts);
+  });
 }
 
 program
