@@ -54,6 +54,8 @@ export class TimeChart extends Chart {
     title: string,
     id: string,
     private readonly unit: string,
+    /** A fixed y range (a success rate is 0–100 %, however flat the line). */
+    private readonly range?: [number, number],
   ) {
     super(title, id);
   }
@@ -68,7 +70,7 @@ export class TimeChart extends Chart {
     this.draw(
       lines.map((l) => l.label).join('|'),
       () => ({
-        title: undefined,
+        ...(this.range ? { scales: { y: { range: this.range } } } : {}),
         series: [{}, ...lines.map((l) => ({ label: l.label, stroke: COLORS[l.colorIndex % COLORS.length], width: 2, spanGaps: false, ...(l.dash ? { dash: [4, 4] } : {}) }))],
         axes: [{}, { label: this.unit, size: 60 }],
         legend: { live: false },

@@ -80,7 +80,7 @@ export class ServicePage {
   private readonly el: Record<string, HTMLElement> = {};
   private readonly weightInput = h('input', { id: 'weight', type: 'number', min: 0, max: 100, step: 1, value: 50, 'aria-label': 'Canary weight (%)' });
   private readonly charts = {
-    success: new TimeChart('Success rate', 'chart-success', '%'),
+    success: new TimeChart('Success rate', 'chart-success', '%', [0, 100]),
     rate: new TimeChart('Request rate', 'chart-rate', 'req/s'),
     latency: new TimeChart('Latency p50 / p95 / p99', 'chart-latency', 'ms'),
     histogram: new HistogramChart('Latency histogram', 'chart-histogram'),
@@ -153,7 +153,7 @@ export class ServicePage {
         h('dt', {}, 'canary weight'),
         h('dd', { id: 'dep-weight' }, `${d.weight}%`),
         h('dt', {}, 'mode'),
-        h('dd', {}, `${d.mode}${d.strategy ? `, ${d.strategy}` : ''}`),
+        h('dd', {}, `${d.mode}${d.strategy ? ` (${d.strategy === 'blueGreen' ? 'blue-green' : 'canary steps'})` : ''}`),
         d.reason ? [h('dt', {}, 'reason'), h('dd', {}, d.reason)] : null,
         d.replayGate ? [h('dt', {}, 'replay gate'), h('dd', {}, `${d.replayGate.decision}${d.replayGate.reasons.length ? `: ${d.replayGate.reasons.join('; ')}` : ''}`)] : null,
         h('dt', {}, 'run'),
