@@ -20,7 +20,9 @@ const composeFile = path.join(root, 'docker-compose.yml');
 
 /** Environment names the mcpship services may set although config.ts does not read them. */
 const OTHER_ALLOWED_ENV = new Set(['NODE_ENV']);
-const MCPSHIP_SERVICES = ['mcpship-worker', 'mcpship-api'] as const;
+const RUNNER_NODES = ['mcpship-runner-1', 'mcpship-runner-2'] as const;
+const GATEWAYS = ['mcpship-api', 'mcpship-api-2'] as const;
+const MCPSHIP_SERVICES = ['mcpship-worker', ...RUNNER_NODES, ...GATEWAYS] as const;
 const REQUIRED_SERVICES = ['postgresql', 'temporal', 'temporal-ui', 'temporal-admin-tools', 'mongodb', ...MCPSHIP_SERVICES];
 
 /** The config keys compose must set, and what they must come out as inside the containers. */
@@ -37,7 +39,7 @@ const GENERATED_TOKEN = randomBytes(32).toString('hex');
 const HOST_ENV: Env = { MCPSHIP_ADMIN_TOKEN: GENERATED_TOKEN };
 const EXPECTED_VALUES: Record<string, unknown> = {
   'temporal.address': 'temporal:7233',
-  'mongo.uri': 'mongodb://mongodb:27017',
+  'mongo.uri': 'mongodb://mongodb:27017/?replicaSet=rs0',
   'api.host': '0.0.0.0',
   'api.adminToken': GENERATED_TOKEN,
   stateDir: '/data/mcpship',
@@ -174,6 +176,7 @@ describe('docker-compose.yml', () => {
     has('temporal-ui', 8233, 8080);
     has('mongodb', 27017, 27017);
     has('mcpship-api', 4000, 4000);
+    has('mcpship-api-2', 4001, 4000);
   });
 
   for (const name of MCPSHIP_SERVICES) {
@@ -207,7 +210,7 @@ describe('docker-compose.yml', () => {
           assert.equal(sources.get(key), envName, `${envName} did not set ${key}`);
         }
         // The port published by mcpship-api must be the one the API listens on.
-        if (name === 'mcpship-api') {
+        if ((GATEWAYS as readonly string[]).includes(name)) {
           assert.ok(portsOf(compose, name).some((p) => p.target === config.api.port), `nothing published to api.port ${config.api.port}`);
           const check = words(compose.services[name]!.healthcheck?.test);
           assert.match(check, new RegExp(`127\\.0\\.0\\.1:${config.api.port}/`), 'the healthcheck should probe api.port');
@@ -252,23 +255,44 @@ describe('docker-compose.yml', () => {
     assert.match(docs, /MCPSHIP_ADMIN_TOKEN=\$\(openssl rand -hex 32\)/, 'docs/docker-compose.md should show how to generate the token');
   });
 
-  test('worker and API agree on every setting', () => {
-    const [worker, api] = MCPSHIP_SERVICES.map((name) => loadConfig(environmentOf(compose, name), cwd).config);
-    assert.deepEqual(worker, api);
-    const mountOf = (name: string) => mountsOf(compose, name).find((m) => m.target === worker!.stateDir)?.source;
-    assert.equal(mountOf('mcpship-worker'), mountOf('mcpship-api'), 'worker and API must share the state volume');
+  test('worker, runner nodes and gateways agree on every setting but the node\'s own', () => {
+    const configs = MCPSHIP_SERVICES.map((name) => loadConfig(environmentOf(compose, name), cwd).config);
+    const shared = (c: Config) => ({ ...c, runner: { ...c.runner, nodeId: undefined, advertiseHost: undefined, bindHost: undefined } });
+    for (const [i, c] of configs.entries()) assert.deepEqual(shared(c), shared(configs[0]!), `${MCPSHIP_SERVICES[i]} differs from mcpship-worker`);
+    const mountOf = (name: string) => mountsOf(compose, name).find((m) => m.target === configs[0]!.stateDir)?.source;
+    for (const name of MCPSHIP_SERVICES) assert.equal(mountOf(name), mountOf('mcpship-worker'), `${name} must share the state volume (instances start from staged versions)`);
   });
 
-  test('the worker runs `worker`; the API runs the image default, `api`', () => {
-    assert.match(words(compose.services['mcpship-worker']!.command), /cli\/main\.ts worker$/);
+  test('each runner node has its own id and advertises its own service name, listening on every interface', () => {
+    const nodes = RUNNER_NODES.map((name) => loadConfig(environmentOf(compose, name), cwd).config.runner);
+    assert.equal(new Set(nodes.map((n) => n.nodeId)).size, RUNNER_NODES.length, 'node ids must differ');
+    RUNNER_NODES.forEach((name, i) => {
+      assert.ok(nodes[i]!.nodeId, `${name} needs MCPSHIP_NODE_ID: a restarted container must take its own node back`);
+      assert.equal(nodes[i]!.advertiseHost, name, `${name} must advertise the name gateways resolve it by`);
+      assert.equal(nodes[i]!.bindHost, '0.0.0.0');
+      assert.match(words(compose.services[name]!.command), /cli\/main\.ts runner$/);
+    });
+  });
+
+  test('MongoDB is a replica set the mcpship services name in their URI', () => {
+    const mongo = compose.services.mongodb!;
+    assert.match(words(mongo.command), /--replSet rs0\b/);
+    assert.match(words(mongo.healthcheck?.test), /rs\.initiate\(\{ _id: 'rs0', members: \[\{ _id: 0, host: 'mongodb:27017' \}\] \}\)/);
+    assert.equal(new URL(loadConfig(environmentOf(compose, 'mcpship-worker'), cwd).config.mongo.uri).searchParams.get('replicaSet'), 'rs0');
+  });
+
+  test('the worker runs `worker --no-runner`; the API runs the image default, `api`', () => {
+    assert.match(words(compose.services['mcpship-worker']!.command), /cli\/main\.ts worker --no-runner$/);
     const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM node:20-bookworm-slim/m);
     assert.match(dockerfile, /npm ci/);
     const cmd = dockerfile.match(/^CMD (\[.*\])\s*$/m);
     assert.ok(cmd, 'Dockerfile needs an exec-form CMD');
     assert.deepEqual(JSON.parse(cmd[1]!), ['node', '--import', 'tsx', 'cli/main.ts', 'api']);
-    const api = compose.services['mcpship-api']!;
-    assert.ok(api.command === undefined || /cli\/main\.ts api$/.test(words(api.command)));
+    for (const name of GATEWAYS) {
+      const api = compose.services[name]!;
+      assert.ok(api.command === undefined || /cli\/main\.ts api$/.test(words(api.command)), name);
+    }
     const ignored = readFileSync(path.join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
     for (const entry of ['node_modules', '.mcpship', 'services', '.env']) assert.ok(ignored.includes(entry), `.dockerignore should list ${entry}`);
   });
