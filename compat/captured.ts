@@ -9,7 +9,7 @@ import { capturedMessage, type MessageDoc } from '../core/documents.ts';
 import { compareVersions } from '../core/semver.ts';
 import { buildChain, forwardRequest } from './chain.ts';
 import { roundTrip, roundTripReport, type RoundTripInput } from './round-trip.ts';
-import type { JsonRpcMessage, LoadedTransform, RoundTripReport, RoundTripResult, TransformChain } from './types.ts';
+import type { JsonRpcMessage, LoadedTransform, RoundTripReport, RoundTripResult, ToolDefinition, TransformChain } from './types.ts';
 
 export type CapturedDoc = Pick<MessageDoc, 'messageId' | 'raw' | 'truncated' | 'version' | 'versionAsked' | 'direction' | 'kind' | 'rpcId' | 'sessionId' | 'clientKey'>;
 
@@ -58,4 +58,28 @@ export function roundTripCaptured(service: string, transforms: readonly LoadedTr
     reports: [...results.entries()].sort(([a], [b]) => compareVersions(a, b)).map(([from, list]) => roundTripReport(chain(from), list)),
     results: [...results.values()].flat(),
   };
+}
+
+/** The captured `tools/call`s of client_to_server requests, with their arguments, as the clients sent them. */
+export function capturedCalls(docs: readonly CapturedDoc[]): { tool: string; arguments: unknown; versionAsked: string }[] {
+  const out: { tool: string; arguments: unknown; versionAsked: string }[] = [];
+  for (const d of docs) {
+    if (d.truncated || d.direction !== 'client_to_server' || d.kind !== 'request') continue;
+    const msg = capturedMessage(d);
+    const params = msg.params as { name?: unknown; arguments?: unknown } | undefined;
+    if (msg.method === 'tools/call' && typeof params?.name === 'string') out.push({ tool: params.name, arguments: params.arguments ?? {}, versionAsked: d.versionAsked ?? d.version });
+  }
+  return out;
+}
+
+/** The tools of the newest captured `tools/list` answer of a version, as that version sent them. */
+export function capturedTools(docs: readonly CapturedDoc[], version: string): ToolDefinition[] | undefined {
+  const listIds = new Set(docs.filter((d) => d.direction === 'client_to_server' && d.kind === 'request' && !d.truncated && capturedMessage(d).method === 'tools/list').map(exchangeKey));
+  for (let i = docs.length - 1; i >= 0; i--) {
+    const d = docs[i]!;
+    if (d.version !== version || d.direction !== 'server_to_client' || d.kind !== 'response' || d.truncated || !listIds.has(exchangeKey(d))) continue;
+    const tools = (capturedMessage(d).result as { tools?: unknown } | undefined)?.tools;
+    if (Array.isArray(tools)) return tools as ToolDefinition[];
+  }
+  return undefined;
 }

@@ -4,10 +4,11 @@
  * Real SDK clients built against 1.0.0 (a/b, `result`) ask for 1.0.0 with X-Mcpship-Service-Version
  * and work unchanged: the tool list, calls (JSON and SSE answers) and errors come in 1.0.0's
  * shapes. Capture records the pin, the chain and the trace id, and the round trip of that
- * captured traffic through the chain is exact.
+ * captured traffic through the chain is exact. Validation's transforms step accepts the chain
+ * and refuses broken ones with the reason; the matrix is served by the API and the CLI.
  */
 import assert from 'node:assert/strict';
-import { cp } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,8 +18,13 @@ import { Client as StatelessClient, StreamableHTTPClientTransport as StatelessTr
 import { execa, type ResultPromise } from 'execa';
 import { startApi, type ApiHandle } from '../../api/server.ts';
 import { PIN_HEADER } from '../../api/gateway/pinning.ts';
-import { roundTripCaptured } from '../../compat/captured.ts';
+import { transformActivities } from '../../activities/transforms.ts';
+import { buildChain, forwardRequest } from '../../compat/chain.ts';
+import { capturedCalls, capturedTools, roundTripCaptured } from '../../compat/captured.ts';
 import { loadTransforms } from '../../compat/load.ts';
+import { schemaCells, writeCells } from '../../compat/matrix.ts';
+import { diffTools } from '../../compat/schema-diff.ts';
+import type { CompatAnswer } from '../../cli/compat-command.ts';
 import type { Config } from '../../core/config.ts';
 import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
@@ -174,4 +180,91 @@ test('capture records the pin, the chain and the trace; the round trip of the ca
   assert.equal(counters.length, 1);
   assert.ok(counters[0]!.forwardApplied >= 4 && counters[0]!.backwardApplied >= 4, JSON.stringify(counters[0]));
   assert.equal(counters[0]!.forwardFailed + counters[0]!.backwardFailed, 0);
+});
+
+/** A version folder holding only the given transforms (what the transforms step reads). */
+async function folderWith(name: string, files: Record<string, string>): Promise<string> {
+  const dir = path.join(config.stateDir, 'work', SERVICE, name);
+  await mkdir(path.join(dir, 'transforms'), { recursive: true });
+  for (const [file, text] of Object.entries(files)) await writeFile(path.join(dir, 'transforms', file), text);
+  return dir;
+}
+
+test('validation: the transforms step passes the sample chain over the capture and refuses broken transforms with the reason', async () => {
+  const { checkTransforms } = transformActivities({ store });
+  const good = await checkTransforms({ service: SERVICE, dir: stagedDir, version: '2.0.0' });
+  assert.ok(good.ok, JSON.stringify(good));
+  assert.deepEqual(good.transforms, ['transforms/1.0-to-2.0.ts']);
+  assert.equal(good.reports[0]!.failed + good.reports[0]!.lossy, 0);
+
+  const throwing = await folderWith('throwing', {
+    '1.0-to-2.0.ts': `export default { from: '1.0.0', to: '2.0.0', description: 'broken', requestForward(msg: any) { if (msg.method === 'tools/call') throw new Error('no arguments here: ' + msg.params.arguments.zzz.length); return msg; } };`,
+  });
+  const thrown = await checkTransforms({ service: SERVICE, dir: throwing, version: '2.0.0' });
+  assert.equal(thrown.ok, false);
+  assert.match((thrown as { reason: string }).reason, /transforms\/1\.0-to-2\.0\.ts throws in requestForward on captured message [0-9a-f-]+ \(tools\/call add\)/);
+
+  const gap = await folderWith('gap', {
+    '1.0-to-2.0.ts': await import('node:fs/promises').then((fs) => fs.readFile(path.join(stagedDir, 'transforms/1.0-to-2.0.ts'), 'utf8')),
+    '3.0-to-4.0.ts': `export default { from: '3.0.0', to: '4.0.0', description: 'later', sideEffects: true };`,
+  });
+  assert.match(((await checkTransforms({ service: SERVICE, dir: gap, version: '4.0.0' })) as { reason: string }).reason, /gap in the chain: nothing migrates 2\.0\.0 to 3\.0\.0/);
+
+  const unloadable = await folderWith('unloadable', { '1.0-to-2.0.ts': 'export default { from: ' });
+  assert.match(((await checkTransforms({ service: SERVICE, dir: unloadable, version: '2.0.0' })) as { reason: string }).reason, /transforms\/1\.0-to-2\.0\.ts: does not load/);
+
+  const shapeless = await folderWith('shapeless', { '1.0-to-2.0.ts': `export default { from: '1.0.0', to: '2.0.0' };` });
+  assert.match(((await checkTransforms({ service: SERVICE, dir: shapeless, version: '2.0.0' })) as { reason: string }).reason, /not a transform \(description: Required/);
+});
+
+test('schema compatibility of 1.0.0 and 2.0.0 weighted by the captured calls: breaking without the chain, nothing rejected through it', async () => {
+  const docs = await store.messages.find({ service: SERVICE }).sort({ at: 1 }).toArray();
+  const after = capturedTools(docs, '2.0.0');
+  assert.ok(after, 'a captured tools/list of 2.0.0');
+  const transforms = await loadTransforms(stagedDir);
+  const chain = buildChain(SERVICE, transforms, '1.0.0', '2.0.0');
+  // 1.0.0's tool list: what its pinned clients were shown.
+  const listed = forwardRequest(chain, { jsonrpc: '2.0', id: 0, method: 'tools/list' });
+  const { backwardResponse } = await import('../../compat/chain.ts');
+  const before = (backwardResponse(chain, { jsonrpc: '2.0', id: 0, result: { tools: after } }, listed).message.result as { tools: typeof after }).tools;
+  const calls = capturedCalls(docs).filter((c) => c.versionAsked === '1.0.0');
+  assert.ok(calls.length >= 4);
+  const raw = diffTools(SERVICE, '1.0.0', '2.0.0', before, after, calls);
+  assert.equal(raw.class, 'breaking');
+  assert.equal(raw.rejectedCalls, calls.length, 'every recorded 1.0.0 call would be rejected by 2.0.0 as is');
+  assert.ok(raw.changes.some((c) => c.tool === 'add' && c.kind === 'required_input_added'));
+  const through = diffTools(SERVICE, '1.0.0', '2.0.0', before, after, calls, (c) => {
+    const moved = forwardRequest(chain, { jsonrpc: '2.0', id: 0, method: 'tools/call', params: { name: c.tool, arguments: c.arguments } }).message.params as { name: string; arguments: unknown };
+    return { tool: moved.name, arguments: moved.arguments };
+  });
+  assert.equal(through.rejectedCalls, 0);
+  await writeCells(store, SERVICE, '2.0.0', 'schema', schemaCells(through, 'test'));
+});
+
+test('the matrix is served by the API and the CLI', async () => {
+  const res = await fetch(`${api.url}/api/services/${SERVICE}/compatibility`);
+  assert.equal(res.status, 200);
+  const answer = (await res.json()) as CompatAnswer;
+  const row = answer.rows.find((r) => r.version === '2.0.0');
+  assert.ok(row, JSON.stringify(answer));
+  const cell = (key: string, source: string) => row.cells.find((c) => c.source === source && (c.column.kind === 'tool' ? `tool:${c.column.tool}` : `client:${c.column.clientName}`) === key);
+  assert.equal(cell('client:old-calculator-client', 'round_trip')?.status, 'equal');
+  assert.equal(cell('tool:add', 'round_trip')?.status, 'equal');
+  // The schemas themselves break an unpinned 1.0.0 client (required inputs x, y), though no recorded call is rejected through the chain.
+  const schema = cell('tool:add', 'schema');
+  assert.equal(schema?.status, 'breaks');
+  assert.ok(schema.topPaths.some((p) => p.path === 'required_input_added/properties/x' && p.count === 0), JSON.stringify(schema.topPaths));
+  assert.equal(answer.transforms[0]?.forwardSuccessRate, 1);
+
+  const cli = (...args: string[]) => execa(process.execPath, ['--import', 'tsx', path.join(ROOT, 'cli', 'main.ts'), 'compat', SERVICE, ...args, '--api', api.url], { cwd: ROOT, reject: false });
+  const json = await cli('--json');
+  assert.equal(json.exitCode, 0, json.stderr);
+  assert.deepEqual(JSON.parse(json.stdout).rows.map((r: { version: string }) => r.version), answer.rows.map((r) => r.version));
+  const table = await cli();
+  assert.equal(table.exitCode, 0, table.stderr);
+  assert.match(table.stdout, /^version\s+client:/m);
+  assert.match(table.stdout, /^2\.0\.0\s+.*rt:equal/m);
+  assert.match(table.stdout, /transforms\/1\.0-to-2\.0\.ts {2}\d+ \/ 0, \d+ \/ 0, 100\.0% \/ 100\.0%/);
+  const missing = await fetch(`${api.url}/api/services/Bad_Name/compatibility`);
+  assert.equal(missing.status, 400);
 });
