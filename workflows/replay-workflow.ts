@@ -13,7 +13,7 @@ const acts = proxyActivities<Activities>({
  */
 const runner = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '10 seconds',
+  heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['NotFound', 'BadReplay'] },
 });
 

@@ -27,7 +27,7 @@ import { startWorkerProcess } from '../support/worker-process.ts';
 
 const SERVICE = 'rpd';
 /** Captured sessions of six lookups each; the candidate answers each in 400 ms, one session at a time. */
-const SESSIONS = 12;
+const SESSIONS = 20;
 const CALLS = SESSIONS * 6;
 let config: ReturnType<typeof testConfig>;
 let system: System;

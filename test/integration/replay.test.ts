@@ -38,7 +38,8 @@ const ROLLOUT = {
   steps: [50, 100],
   intervalSec: 2,
   analysis: { minRequests: 1, requireTraffic: false, onInconclusive: 'pass' },
-  replayGate: { minMessages: 5 },
+  // A bounded sample keeps each gate short on a loaded machine; the replay's own tests use it all.
+  replayGate: { minMessages: 5, sampleSize: 120 },
 };
 
 before(async () => {
@@ -180,12 +181,12 @@ test('a version that breaks a tool used in the capture is BLOCKED before any use
 test('blue-green: gate, then 100% at once; the previous version stays warm and a rollback to it is instant', async () => {
   await saveVersion('1.0.4', { MODE: 'good' }, { ...ROLLOUT, strategy: 'blueGreen', blueGreen: { keepWarmSec: 600 } });
   await waitForState('1.0.4', 'ACTIVE');
+  await waitForState('1.0.0', 'ARCHIVED');
   const events = (await system.events.list({ service: SERVICE, limit: 1000 })).filter((e) => e.version === '1.0.4');
   assert.ok(events.some((e) => e.kind === 'REPLAY_GATE' && e.status === 'ok'), events.map((e) => e.kind).join(' '));
   assert.ok(!events.some((e) => e.kind === 'CANARY_STEP'), 'no canary steps');
   const routing = await readRouting(system.store, SERVICE);
   assert.equal(routing.stable, '1.0.4');
-  assert.equal(await versionState('1.0.0'), 'ARCHIVED');
   await waitFor('the deployment to keep 1.0.0 warm', async () => (await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body.stage === 'WARM' || undefined, 60_000, 250);
   assert.ok((await system.store.instances.countDocuments({ service: SERVICE, version: '1.0.0', state: 'ready' })) >= 1, 'previous instances still ready');
 
