@@ -36,7 +36,6 @@ import { EventStore } from '../core/events.ts';
 import { createLogger } from '../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { readRouting, setRouting } from '../core/routing-store.ts';
-import { freePort } from '../stack/ports.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
 import {
   benchConfig,
@@ -54,6 +53,7 @@ import {
   verdict,
 } from './lib/common.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
+import { addInstance, buildCalculator, processCpuMs, startCalculator } from './lib/calculator.ts';
 import { stdioBench } from './lib/stdio-bench.ts';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
@@ -81,15 +81,6 @@ const children: ResultPromise[] = [];
 // ------------------------------------------------------------------------------------------
 // The calculator instances
 
-/** Builds the calculator sample in a copy inside the state dir (its imports resolve from the checkout's node_modules). */
-async function buildCalculator(stateDir: string): Promise<string> {
-  const dir = path.join(stateDir, `calculator-${STABLE}`);
-  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !['node_modules', 'dist'].includes(path.basename(src)) });
-  const build = await execa('npm', ['run', 'build'], { cwd: dir, env: childEnv(), extendEnv: false, reject: false, all: true });
-  if (build.exitCode !== 0) throw new Error(`calculator build failed:\n${build.all}`);
-  return dir;
-}
-
 /** The canary: the same build, reporting version 2.0.0, whose `add` answers with isError (a tool result error, as a broken release would). */
 async function brokenCanary(stableDir: string, stateDir: string): Promise<string> {
   const dir = path.join(stateDir, `calculator-${CANARY}`);
@@ -107,44 +98,8 @@ async function brokenCanary(stableDir: string, stateDir: string): Promise<string
   return dir;
 }
 
-async function startCalculator(dir: string): Promise<{ url: string; pid: number }> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}/mcp`;
-  const child = execa('node', ['dist/index.js'], { cwd: dir, env: childEnv({ PORT: String(port) }), extendEnv: false, reject: false, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore' });
-  children.push(child);
-  const deadline = performance.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the calculator in ${dir} exited with ${child.exitCode}`);
-    const status = await fetch(url, { headers: { accept: 'text/event-stream' } }).then((r) => r.status, () => undefined);
-    if (status !== undefined) return { url, pid: child.pid! };
-    if (performance.now() > deadline) throw new Error(`the calculator on ${port} did not answer`);
-    await sleep(100);
-  }
-}
-
-/** What the runner writes for a ready instance; the gateway routes to ready instances with a url. */
-async function addInstance(store: Store, service: string, version: string, instanceId: string, url: string): Promise<void> {
-  await store.instances.updateOne(
-    { instanceId },
-    { $set: { service, version, url, state: 'ready', restarts: 0, updatedAt: new Date() }, $setOnInsert: { instanceId } },
-    { upsert: true },
-  );
-}
-
 // ------------------------------------------------------------------------------------------
 // 1. Overhead
-
-/** CPU time (user + system) a process has used so far, from /proc; NaN where there is no /proc. */
-async function processCpuMs(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 3, utime 14 and stime 15, in clock ticks (100 per second on Linux).
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 interface Shape {
   clients: number;
@@ -487,14 +442,14 @@ async function main(): Promise<void> {
   });
   try {
     console.error(`gateway bench: state dir ${stateDir}; starting the stack and building the calculator…`);
-    const [started, stableDir] = await Promise.all([startStack(config, log), buildCalculator(stateDir)]);
+    const [started, stableDir] = await Promise.all([startStack(config, log), buildCalculator(stateDir, STABLE)]);
     stack = started;
     store = await connectStore(stack.mongoUri, config.mongo.database);
     await ensureIndexes(store);
     const events = new EventStore(store);
 
     const canaryDir = await brokenCanary(stableDir, stateDir);
-    const [stable, canary] = await Promise.all([startCalculator(stableDir), startCalculator(canaryDir)]);
+    const [stable, canary] = await Promise.all([startCalculator(stableDir, children), startCalculator(canaryDir, children)]);
     await addInstance(store, LOAD_SERVICE, STABLE, 'calc-1', stable.url);
     await setRouting(store, LOAD_SERVICE, { stable: STABLE, weights: { [STABLE]: 100 } });
     await addInstance(store, BREAKER_SERVICE, STABLE, 'canary-svc-stable', stable.url);

@@ -54,6 +54,19 @@ function countMessages(transport: StreamableHTTPClientTransport, counts: LoadRes
   });
 }
 
+/**
+ * Run under fork() (an IPC channel): tells the parent where the measured calls start and end and
+ * waits for its answer, so that it can read other processes' CPU exactly around them (session
+ * set-up and warm-up left out). Without a channel: nothing.
+ */
+async function phase(name: 'calls-start' | 'calls-end'): Promise<void> {
+  if (!process.send) return;
+  await new Promise<void>((resolve) => {
+    process.once('message', () => resolve());
+    process.send!({ phase: name });
+  });
+}
+
 async function run(opts: LoadOptions): Promise<LoadResult> {
   const cpuBefore = process.cpuUsage();
   const messages = { sent: 0, received: 0 };
@@ -95,9 +108,11 @@ async function run(opts: LoadOptions): Promise<LoadResult> {
   await drive(opts.warmup, false);
   errors = 0;
   firstError = undefined;
+  await phase('calls-start');
   const started = performance.now();
   await drive(opts.calls, true);
   const wallMs = performance.now() - started;
+  await phase('calls-end');
 
   for (const { client, transport } of sessions) {
     await transport.terminateSession().catch(() => {});
@@ -109,3 +124,5 @@ async function run(opts: LoadOptions): Promise<LoadResult> {
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
 process.stdout.write(`${JSON.stringify(await run(opts))}\n`);
+// An open IPC channel would keep the process alive.
+if (process.send) process.disconnect();
