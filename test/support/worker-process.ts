@@ -5,10 +5,10 @@ import { repoRoot } from '../../stack/binaries.ts';
 import { stackAddresses } from './stack-env.ts';
 
 /**
- * `mcpship <command>` (`worker`: worker, runner and watcher; `api`: API and gateway) in a process
+ * `mcpship <command>` (`worker`: worker, runner and watcher; `runner`: a runner node; `api`: API and gateway) in a process
  * of its own, on a test's config, so a test can kill it like a crash would.
  */
-export function startMcpshipProcess(command: 'worker' | 'api', config: Config, extraEnv: Record<string, string> = {}): ResultPromise {
+export function startMcpshipProcess(command: 'worker' | 'runner' | 'api', config: Config, extraEnv: Record<string, string> = {}): ResultPromise {
   const { temporalAddress, mongoUri } = stackAddresses();
   const env = {
     ...process.env,
