@@ -42,13 +42,24 @@ export class ApiClient {
     return this.request<T>('GET', path);
   }
 
-  /** Reads a server-sent event stream, calling onEvent with each event's data, until the signal aborts. */
-  async stream(path: string, onEvent: (data: string, id?: string) => void, signal: AbortSignal): Promise<void> {
-    const res = await fetch(`${this.base}${path}`, { headers: this.headers({ accept: 'text/event-stream' }), signal });
+  /**
+   * Reads a server-sent event stream, calling onEvent with each event's data, until the signal
+   * aborts or the server ends it. onOpen runs once the server answered: from then on, nothing
+   * that happens is missed.
+   */
+  async stream(path: string, onEvent: (data: string, id?: string) => void, signal: AbortSignal, onOpen?: () => void | Promise<void>): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { headers: this.headers({ accept: 'text/event-stream' }), signal });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new ApiError(`cannot reach the mcpship API at ${this.base} (${(err as Error).cause ?? (err as Error).message}); is \`mcpship up\` running?`);
+    }
     if (!res.ok || !res.body) {
       const answer = (await res.json().catch(() => ({}))) as { error?: { message: string } };
       throw new ApiError(answer.error?.message ?? `${path}: HTTP ${res.status}`);
     }
+    await onOpen?.();
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body) {

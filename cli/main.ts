@@ -9,7 +9,9 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { compatCommand } from './compat-command.ts';
 import { runConfigCommand } from './config-command.ts';
 import { replayCommand, type ReplayOptions } from './replay-command.ts';
-import { logsCommand, statusCommand, versionsCommand } from './service-commands.ts';
+import { logsCommand, versionsCommand } from './service-commands.ts';
+import { rolloutCommand, type RolloutCommand, type RolloutOptions } from './rollout-commands.ts';
+import { statusCommand, type StatusOptions } from './status-command.ts';
 import { runServe } from './serve.ts';
 import { runTokenCommand } from './token-command.ts';
 import type { SystemParts } from './system.ts';
@@ -52,16 +54,20 @@ program
 
 program
   .command('status')
-  .description('services, their active and canary versions and last validation, with Temporal Web UI links')
+  .description('services, their versions, the deployment in progress, the last validation and firing alerts, with Temporal Web UI links')
+  .option('-w, --watch', 'keep the view live (redrawn as events arrive) until Ctrl-C')
+  .option('--interval <sec>', 'with --watch: redraw at least this often', '2')
+  .option('--json', 'print JSON (with --watch: one object per line, per redraw)')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action(async (opts: { api?: string }) => statusCommand(await apiClient(opts.api)));
+  .action(async (opts: StatusOptions & { api?: string }) => statusCommand(await apiClient(opts.api), opts));
 
 program
   .command('versions')
   .argument('<service>')
   .description("a service's staged, active and archived versions")
+  .option('--json', 'print JSON')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action(async (service: string, opts: { api?: string }) => versionsCommand(await apiClient(opts.api), service));
+  .action(async (service: string, opts: { api?: string; json?: boolean }) => versionsCommand(await apiClient(opts.api), service, opts));
 
 program
   .command('compat')
@@ -76,8 +82,32 @@ program
   .argument('<service>')
   .description("a service's events; --follow keeps printing them as they happen")
   .option('-f, --follow', 'follow new events until Ctrl-C')
+  .option('--json', 'print each event as one JSON line')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action(async (service: string, opts: { follow?: boolean; api?: string }) => logsCommand(await apiClient(opts.api), service, opts));
+  .action(async (service: string, opts: { follow?: boolean; api?: string; json?: boolean }) => logsCommand(await apiClient(opts.api), service, opts));
+
+const ROLLOUT_COMMANDS: [name: RolloutCommand, args: string, description: string][] = [
+  ['deploy', '<service> <version>', 'deploy a staged or archived version as a canary, then follow the rollout until it ends'],
+  ['promote', '<service>', 'promote the canary to 100% now, then follow until it is active'],
+  ['rollback', '<service> [version]', 'roll back to [version] (default: the newest archived one), then follow until it is active again'],
+  ['pause', '<service>', 'hold the rollout at its current step'],
+  ['resume', '<service>', 'go on with a paused rollout, then follow it until it ends'],
+  ['abort', '<service>', 'stop the rollout and put the stable version back, then follow until it is aborted'],
+];
+for (const [name, args, description] of ROLLOUT_COMMANDS) {
+  const cmd = program
+    .command(`${name} ${args}`)
+    .description(description)
+    .option('--json', 'print the answer and each event of the rollout as one JSON line')
+    .option('--no-follow', 'only send the command and print the answer')
+    .option('--api <url>', 'the mcpship API (default: from the config)');
+  if (name === 'abort') cmd.option('--reason <text>', 'why (kept with the deployment)');
+  cmd.action(async (service: string, ...rest: unknown[]) => {
+    const version = args.includes('version') && typeof rest[0] === 'string' ? rest[0] : undefined;
+    const opts = rest.find((r): r is RolloutOptions & { api?: string } => typeof r === 'object' && r !== null && !('commands' in r)) ?? {};
+    await rolloutCommand(await apiClient(opts.api), name, service, version, opts);
+  });
+}
 
 program
   .command('replay')
@@ -99,17 +129,19 @@ program
   .argument('<service>')
   .argument('<reason...>', 'why the blocked version may go on (kept with the gate report)')
   .description('let a deployment the replay gate BLOCKED go on to its canary')
+  .option('--json', 'print the deployment state as JSON')
   .option('--api <url>', 'the mcpship API (default: from the config)')
-  .action(async (service: string, reason: string[], opts: { api?: string }) => {
+  .action(async (service: string, reason: string[], opts: { api?: string; json?: boolean }) => {
     const state = await (await apiClient(opts.api)).request<{ stage: string; version: string }>('POST', `/api/services/${encodeURIComponent(service)}/deployment/override`, { reason: reason.join(' ') });
-    console.log(`${service}@${state.version}: override accepted (stage ${state.stage})`);
+    console.log(opts.json ? JSON.stringify(state) : `${service}@${state.version}: override accepted (stage ${state.stage})`);
   });
 
 program
   .command('token')
   .description('make the admin token (first use: generated, stored in the state dir with mode 0600, printed once)')
   .option('--rotate', 'replace the stored token with a new one (printed once)')
-  .action((opts: { rotate?: boolean }) => runTokenCommand(load(), opts));
+  .option('--json', 'print JSON: where the token is, and the token when it was just made')
+  .action((opts: { rotate?: boolean; json?: boolean }) => runTokenCommand(load(), opts));
 
 try {
   await program.parseAsync(process.argv);

@@ -1,29 +1,14 @@
-import type { EventDoc, ServiceDoc, VersionDoc } from '../core/documents.ts';
+import type { EventDoc, VersionDoc } from '../core/documents.ts';
 import { temporalUiLink } from '../core/workflow-ids.ts';
 import type { ApiClient } from './api-client.ts';
-
-type ServiceRow = ServiceDoc & { workflowId: string; temporalUi?: string };
 
 function when(date: string | Date | undefined): string {
   return date ? new Date(date).toISOString().replace('T', ' ').slice(0, 19) : '-';
 }
 
-export async function statusCommand(api: ApiClient): Promise<void> {
-  const { services } = await api.get<{ services: ServiceRow[] }>('/api/services');
-  if (services.length === 0) {
-    console.log('no services yet: add a folder with an mcp.json under the services root');
-    return;
-  }
-  for (const s of services) {
-    const v = s.lastValidation;
-    const last = v ? `${v.ok ? 'passed' : 'FAILED'} ${when(v.at)}${v.version ? ` -> ${v.version}` : ''}${v.reason ? `: ${v.reason.split('\n')[0]}` : ''}` : 'not validated yet';
-    console.log(`${s.name.padEnd(24)} ${s.state.padEnd(8)} active=${s.activeVersion ?? '-'} canary=${s.canaryVersion ?? '-'}  last validation: ${last}`);
-    if (s.temporalUi) console.log(`${''.padEnd(24)} ${s.temporalUi}`);
-  }
-}
-
-export async function versionsCommand(api: ApiClient, service: string): Promise<void> {
+export async function versionsCommand(api: ApiClient, service: string, opts: { json?: boolean } = {}): Promise<void> {
   const { versions } = await api.get<{ versions: VersionDoc[] }>(`/api/services/${encodeURIComponent(service)}/versions`);
+  if (opts.json) return console.log(JSON.stringify({ service, versions }));
   if (versions.length === 0) console.log(`${service} has no staged versions yet`);
   for (const v of versions) {
     const steps = v.steps.map((s) => `${s.step} ${(s.durationMs / 1000).toFixed(1)}s`).join(', ');
@@ -39,11 +24,13 @@ function formatEvent(e: EventDoc): string {
 }
 
 /** Prints a service's events; with follow, keeps printing them as they happen until Ctrl-C. */
-export async function logsCommand(api: ApiClient, service: string, opts: { follow?: boolean; limit?: number }): Promise<void> {
+export async function logsCommand(api: ApiClient, service: string, opts: { follow?: boolean; limit?: number; json?: boolean }): Promise<void> {
   const health = await api.get<{ temporalUi: string | null }>('/api/health');
   const { namespace } = await api.get<{ namespace: string }>('/api/meta');
   const seenRuns = new Set<string>();
   const print = (e: EventDoc) => {
+    // One event per line, as the API gives it.
+    if (opts.json) return console.log(JSON.stringify(e));
     if (e.workflowId && e.runId && !seenRuns.has(e.runId)) {
       seenRuns.add(e.runId);
       const link = temporalUiLink(health.temporalUi ?? undefined, namespace, e.workflowId);
