@@ -147,7 +147,7 @@ export class ServicePage {
         h('dt', {}, 'version'),
         h('dd', { id: 'dep-version' }, `${d.version}${d.previous ? ` (from ${d.previous})` : ''}`),
         h('dt', {}, 'stage'),
-        h('dd', { id: 'dep-stage' }, `${d.stage}${d.paused ? ' (paused)' : ''}${d.running ? '' : ' (ended)'}`),
+        h('dd', { id: 'dep-stage' }, `${d.stage}${!d.running ? ' (ended)' : d.paused ? ' (paused)' : ''}`),
         h('dt', {}, 'step'),
         h('dd', { id: 'dep-step' }, d.steps.length ? `${Math.min(d.stepIndex + 1, d.steps.length)} of ${d.steps.length} (${d.steps.join(' → ')} %)` : '—'),
         h('dt', {}, 'canary weight'),
