@@ -88,14 +88,22 @@ for (const [id, us] of selfUs) {
   const leaf = byId.get(id)!.callFrame.functionName;
   if (leaf === '(idle)' || leaf === '(program)' || leaf === '(garbage collector)') continue;
   busy += us;
-  let owner = '(no checkout frame: Node/library callbacks)';
+  let owner: string | undefined;
+  // Without a checkout frame (I/O callbacks: sockets, the HTTP parser, the MongoDB driver's
+  // replies), the nearest library above the leaf says whose work it is.
+  let library: string | undefined;
   for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
     const n = byId.get(at)!;
     const where = place(n.callFrame.url, n.callFrame.functionName);
-    if (where.startsWith('pkg ') || where.startsWith('(') || where === 'node internals') continue;
+    if (where.startsWith('pkg ')) {
+      library ??= where;
+      continue;
+    }
+    if (where.startsWith('(') || where === 'node internals') continue;
     owner = `${n.callFrame.functionName || '(anonymous)'} ${where}:${n.callFrame.lineNumber + 1}`;
     break;
   }
+  owner ??= `(callback) ${library ?? 'node internals / native'}`;
   stage.set(owner, (stage.get(owner) ?? 0) + us);
 }
 console.log(`\nbusy (not idle, program or GC): ${(busy / 1000).toFixed(0)} ms; charged to the nearest checkout frame:`);
