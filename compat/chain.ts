@@ -52,6 +52,15 @@ export function buildChain(service: string, transforms: readonly LoadedTransform
   return { service, from, to, steps };
 }
 
+/** A deep copy of a parsed JSON value: several times faster than structuredClone on small messages. */
+export function cloneJson<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(cloneJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) out[key] = cloneJson((value as Record<string, unknown>)[key]);
+  return out as T;
+}
+
 function isMessage(value: unknown): value is JsonRpcMessage {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -97,7 +106,7 @@ export interface ForwardedRequest {
 
 /** A client request in the shapes of chain.from → in those of chain.to. */
 export function forwardRequest(chain: TransformChain, original: JsonRpcMessage, observe?: StepObserver): ForwardedRequest {
-  let msg = structuredClone(original);
+  let msg = cloneJson(original);
   const trail: ForwardedRequest['trail'] = [];
   const applied: string[] = [];
   for (const step of chain.steps) {
@@ -123,7 +132,7 @@ function responseContext(chain: TransformChain, index: number, request: Answered
 
 /** A response (or error) in chain.to's shapes → chain.from's; a tools/list result's tools too. */
 export function backwardResponse(chain: TransformChain, original: JsonRpcMessage, request: AnsweredRequest = {}, observe?: StepObserver): { message: JsonRpcMessage; applied: string[] } {
-  let msg = structuredClone(original);
+  let msg = cloneJson(original);
   const applied: string[] = [];
   const toolsList = request.trail ? request.trail.at(-1)?.method === 'tools/list' : request.message?.method === 'tools/list';
   for (let i = chain.steps.length - 1; i >= 0; i--) {
@@ -150,7 +159,7 @@ export function backwardResponse(chain: TransformChain, original: JsonRpcMessage
 
 /** A server notification in chain.to's shapes → chain.from's. */
 export function backwardNotification(chain: TransformChain, original: JsonRpcMessage, observe?: StepObserver): { message: JsonRpcMessage; applied: string[] } {
-  let msg = structuredClone(original);
+  let msg = cloneJson(original);
   const applied: string[] = [];
   for (let i = chain.steps.length - 1; i >= 0; i--) {
     const step = chain.steps[i]!;

@@ -5,7 +5,7 @@
  * (what the gateway runs) and their inverse, in the order their captured shape asks for.
  * Anything else is a loss, classified with its JSON-pointer path.
  */
-import { backwardNotification, backwardResponse, forwardRequest, requestFacts, TransformError, type AnsweredRequest } from './chain.ts';
+import { backwardNotification, backwardResponse, cloneJson, forwardRequest, requestFacts, TransformError, type AnsweredRequest } from './chain.ts';
 import { differences } from './diff.ts';
 import type { Difference, JsonRpcMessage, PathCount, RoundTripReport, RoundTripResult, TransformChain, TransformContext } from './types.ts';
 
@@ -36,7 +36,7 @@ function facts(input: RoundTripInput): Pick<RoundTripResult, 'messageId' | 'dire
 }
 
 function up(chain: TransformChain, input: RoundTripInput, request: AnsweredRequest): JsonRpcMessage | 'unchecked' {
-  let msg = structuredClone(input.message);
+  let msg = cloneJson(input.message);
   const response = input.kind === 'response' || input.kind === 'error';
   for (let i = 0; i < chain.steps.length; i++) {
     const step = chain.steps[i]!;
