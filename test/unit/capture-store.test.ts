@@ -88,6 +88,8 @@ test('a database that is away is not a refusal: nothing is quarantined and every
   assert.equal(isUnreachable(new MongoServerError({ message: 'not authorized', code: 13 })), true, 'refuses every write: wait, do not quarantine');
   assert.equal(isUnreachable(new MongoServerError({ message: 'bad key', code: 2 })), false);
   assert.equal(isUnreachable(new RangeError('Maximum call stack size exceeded')), false);
+  // As the driver passes on a socket error it did not wrap itself (seen when FerretDB is killed mid-write).
+  assert.equal(isUnreachable(Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' })), true);
 });
 
 test('the journal holds every message when append returns, stays within its byte bound, and empties what is stored', () => {

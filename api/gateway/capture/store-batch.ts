@@ -27,6 +27,8 @@ export class WriteTimeoutError extends Error {
  */
 const TRANSIENT_CODES = new Set([6, 7, 13, 18, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
 
+const SOCKET_ERRORS = new Set(['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN']);
+
 /**
  * Whether an error means the database is away (retry later) rather than that it refused the data.
  * insertMany wraps the driver's own error (a closed connection, ECONNREFUSED, a cleared pool) in a
@@ -37,6 +39,8 @@ export function isUnreachable(err: unknown, depth = 0): boolean {
   if (err instanceof MongoBulkWriteError && err.errorResponse instanceof Error && isUnreachable(err.errorResponse, depth + 1)) return true;
   if (err instanceof Error && err.cause instanceof Error && isUnreachable(err.cause, depth + 1)) return true;
   if (err instanceof WriteTimeoutError) return true;
+  // A socket error the driver passes on as it is (seen: `write EPIPE` under a bulk write when FerretDB is killed).
+  if (err instanceof Error && !(err instanceof MongoError) && SOCKET_ERRORS.has((err as NodeJS.ErrnoException).code ?? '')) return true;
   if (err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || err instanceof MongoNotConnectedError || err instanceof MongoTopologyClosedError) {
     return true;
   }
