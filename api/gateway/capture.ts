@@ -279,6 +279,7 @@ export class CaptureWriter implements TrafficObserver {
       this.spillBuffer(); // keep memory free while waiting to retry
       return;
     }
+    this.journal.rotate();
     // Only what is here now: under steady traffic a flush must still come to an end.
     for (let left = this.buffer.length; left > 0 && this.buffer.length > 0; left -= this.opts.batchSize) {
       const batch = this.take(Math.min(left, this.opts.batchSize));

@@ -181,6 +181,14 @@ export class Journal {
     this.sealedMemory.clear();
   }
 
+  /**
+   * Closes the memory segment being appended to, so that it is deleted once the messages it holds
+   * are stored: under steady traffic a crash then replays about one write cycle, not a full segment.
+   */
+  rotate(): void {
+    if (this.current?.kind === 'memory' && this.current.count > 0) this.sealCurrent();
+  }
+
   private sealCurrent(): void {
     const segment = this.current;
     if (!segment) return;
