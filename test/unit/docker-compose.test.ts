@@ -278,7 +278,7 @@ describe('docker-compose.yml', () => {
     const mongo = compose.services.mongodb!;
     assert.match(words(mongo.command), /--replSet rs0\b/);
     assert.match(words(mongo.healthcheck?.test), /rs\.initiate\(\{ _id: 'rs0', members: \[\{ _id: 0, host: 'mongodb:27017' \}\] \}\)/);
-    assert.equal(new URL(loadConfig(environmentOf(compose, 'mcpship-worker'), cwd).config.mongo.uri).searchParams.get('replicaSet'), 'rs0');
+    assert.equal(new URL(loadConfig(environmentOf(compose, 'mcpship-worker'), cwd).config.mongo.uri!).searchParams.get('replicaSet'), 'rs0');
   });
 
   test('the worker runs `worker --no-runner`; the API runs the image default, `api`', () => {
