@@ -9,6 +9,7 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { compatCommand } from './compat-command.ts';
 import { runConfigCommand } from './config-command.ts';
 import { replayCommand, type ReplayOptions } from './replay-command.ts';
+import { alertsCommand, silenceCommand } from './alerts-command.ts';
 import { logsCommand, versionsCommand } from './service-commands.ts';
 import { rolloutCommand, type RolloutCommand, type RolloutOptions } from './rollout-commands.ts';
 import { statusCommand, type StatusOptions } from './status-command.ts';
@@ -135,6 +136,25 @@ program
     const state = await (await apiClient(opts.api)).request<{ stage: string; version: string }>('POST', `/api/services/${encodeURIComponent(service)}/deployment/override`, { reason: reason.join(' ') });
     console.log(opts.json ? JSON.stringify(state) : `${service}@${state.version}: override accepted (stage ${state.stage})`);
   });
+
+program
+  .command('alerts')
+  .description('firing, pending and recently resolved alerts, and the silences in force')
+  .option('--service <name>', 'only this service')
+  .option('--json', 'print JSON')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action(async (opts: { service?: string; json?: boolean; api?: string }) => alertsCommand(await apiClient(opts.api), opts));
+
+program
+  .command('silence')
+  .argument('<comment...>', 'why (kept with the silence)')
+  .description('send no alert notifications for a while (matching alerts still show)')
+  .option('--service <name>', 'only this service (default: all)')
+  .option('--rule <rule>', 'only this rule (default: all)')
+  .option('--for <minutes>', 'how long', '60')
+  .option('--json', 'print JSON')
+  .option('--api <url>', 'the mcpship API (default: from the config)')
+  .action(async (comment: string[], opts: { service?: string; rule?: string; for: string; json?: boolean; api?: string }) => silenceCommand(await apiClient(opts.api), comment.join(' '), opts));
 
 program
   .command('token')

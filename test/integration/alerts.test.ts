@@ -7,7 +7,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { execa } from 'execa';
+import { repoRoot } from '../../stack/binaries.ts';
 import { startSystem, type System } from '../../cli/system.ts';
 import { createLogger } from '../../core/log.ts';
 import { freePort } from '../../stack/ports.ts';
@@ -105,8 +108,10 @@ test('a silence keeps a matching alert from any webhook while it still shows in 
   assert.equal((await api('/api/alerts/silences', { service: 'quiet', comment: '' })).status, 400, 'a silence needs a comment and a duration');
   const refused = await fetch(`${base}/api/alerts/silences`, { method: 'POST', body: 'service=quiet' });
   assert.equal(refused.status, 415);
-  const created = await api<{ silenceId: string; expiresAt: string }>('/api/alerts/silences', { service: 'quiet', comment: 'maintenance', durationSec: 600 });
-  assert.equal(created.status, 201);
+  // Made with the CLI, as a person would.
+  const made = await execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'silence', 'maintenance', 'window', '--service', 'quiet', '--for', '10', '--json', '--api', base], { cwd: repoRoot, env: { MCPSHIP_LOG_LEVEL: 'warn' } });
+  const created = { body: JSON.parse(made.stdout) as { silenceId: string; comment: string; expiresAt: string } };
+  assert.equal(created.body.comment, 'maintenance window');
   assert.ok((await api<{ silences: { silenceId: string }[] }>('/api/alerts')).body.silences.some((s) => s.silenceId === created.body.silenceId));
 
   const heardBefore = json.bodies.length;
@@ -116,6 +121,9 @@ test('a silence keeps a matching alert from any webhook while it still shows in 
     return a?.state === 'firing' && a.notified === 'firing' ? a : undefined;
   }, 60_000, 200);
   assert.equal(firing.silencedBy, created.body.silenceId);
+  const listed = await execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'cli', 'main.ts'), 'alerts', '--service', 'quiet', '--api', base], { cwd: repoRoot, env: { MCPSHIP_LOG_LEVEL: 'warn' } });
+  assert.match(listed.stdout, /^(FIRING|RESOLVED)\s+breakerOpen\/quiet\/1\.0\.0 .*\(silenced\)/m);
+  assert.match(listed.stdout, /^silence .* quiet \/ all rules until .* maintenance window$/m);
   await waitFor('the silenced alert resolved', async () => (await alertOf('breakerOpen/quiet/1.0.0'))?.state === 'resolved', 60_000, 200);
   // A pass after the resolve has planned its notifications: still nothing for quiet.
   await new Promise((r) => setTimeout(r, 2_500));
