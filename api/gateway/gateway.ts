@@ -68,6 +68,9 @@ const METHODS = new Set(['GET', 'POST', 'DELETE']);
 /** Connection-scoped headers a proxy must not pass on (RFC 9110 7.6.1). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 const UNREACHABLE_EVENT_EVERY_MS = 10_000;
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
+/** More than one stale socket in a row is possible (several idle ones closed together), not many. */
+const MAX_STALE_RETRIES = 3;
 
 /** One proxied request, from the decision to the end of its response. */
 interface Exchange {
@@ -101,6 +104,8 @@ interface Exchange {
   timer?: NodeJS.Timeout;
   clientMessagesSent: boolean;
   timedOut: boolean;
+  /** Resends after a kept-alive connection the instance had closed (see onProxyError). */
+  staleRetries: number;
   /** No response came from the instance (refused, reset before the head). */
   noResponse: boolean;
   ended: boolean;
@@ -350,6 +355,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
       res.destroy();
       return;
     }
+    // An instance closes an idle kept-alive connection on its own schedule; a request written to it
+    // in that instant fails before the instance read it. Nothing reached the server, so sending the
+    // (buffered) body again on a fresh connection is safe — the retry Node's http docs describe.
+    if (ex.proxyReq?.reusedSocket && STALE_SOCKET_CODES.has(err.code ?? '') && ex.staleRetries < MAX_STALE_RETRIES) {
+      ex.staleRetries += 1;
+      ex.proxyReq = undefined;
+      void proxy(req as Request, res as Response, (e?: unknown) => {
+        if (e) onProxyError(e as Error & { code?: string }, req, res);
+      });
+      return;
+    }
     ex.noResponse = true;
     reportClientMessages(ex);
     noteUnreachable(ex, err);
@@ -513,6 +529,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       cacheableIds: new Set(requestIds(classified.filter((c) => c.method !== undefined && CACHEABLE_METHODS.has(c.method)))),
       clientMessagesSent: false,
       timedOut: false,
+      staleRetries: 0,
       noResponse: false,
       ended: false,
     };

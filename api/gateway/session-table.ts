@@ -32,6 +32,11 @@ interface Cached extends SessionRoute {
 
 export class SessionTable {
   private readonly memory = new Map<string, Cached>();
+  /**
+   * This gateway's writes to a session, one after another: FerretDB rewrites the whole document on
+   * an update, so a late protocol-version or lastSeenAt write could otherwise undo a close.
+   */
+  private readonly writes = new Map<string, Promise<void>>();
   private readonly maxCached: number;
   private readonly degradedMs: number;
   private failedAt = Number.NEGATIVE_INFINITY;
@@ -86,8 +91,7 @@ export class SessionTable {
   setProtocolVersion(sessionId: string, protocolVersion: string): void {
     const hit = this.memory.get(sessionId);
     if (hit) hit.protocolVersion = protocolVersion;
-    this.store.sessions
-      .updateOne({ sessionId }, { $set: { protocolVersion } })
+    this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { protocolVersion } }))
       .catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session protocol version not saved'));
   }
 
@@ -97,7 +101,18 @@ export class SessionTable {
    */
   async close(sessionId: string): Promise<void> {
     this.memory.delete(sessionId);
-    await this.persist(this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } }));
+    await this.persist(this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } })));
+  }
+
+  private serially(sessionId: string, write: () => Promise<unknown>): Promise<void> {
+    const previous = this.writes.get(sessionId) ?? Promise.resolve();
+    const next = previous.then(write).then(() => undefined);
+    const settled = next.catch(() => undefined);
+    this.writes.set(sessionId, settled);
+    void settled.then(() => {
+      if (this.writes.get(sessionId) === settled) this.writes.delete(sessionId);
+    });
+    return next;
   }
 
   /** Sessions held in memory (for tests and the health endpoint). */
@@ -138,7 +153,7 @@ export class SessionTable {
     const now = performance.now();
     if (now - route.touchedAt < this.touchEveryMs) return;
     route.touchedAt = now;
-    this.store.sessions.updateOne({ sessionId }, { $set: { lastSeenAt: new Date() } }).catch(() => {
+    this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { lastSeenAt: new Date() } })).catch(() => {
       // lastSeenAt is bookkeeping; a missed write is corrected by the next one.
     });
   }

@@ -245,8 +245,24 @@ async function startStreamy() {
 }
 
 /** A stateless SDK server (no Mcp-Session-Id, JSON responses) that says which version it is. */
-async function startStateless(version: string) {
+/**
+ * With resetReused, a connection is reset when a second request arrives on it: what a gateway's
+ * kept-alive socket meets when the instance closed it as idle just as the request went out.
+ */
+async function startStateless(version: string, opts: { resetReused?: boolean } = {}) {
   const app = createMcpExpressApp({ host: '127.0.0.1' });
+  const requestsOn = new WeakMap<net.Socket, number>();
+  let resets = 0;
+  app.use((req, _res, next) => {
+    const n = (requestsOn.get(req.socket) ?? 0) + 1;
+    requestsOn.set(req.socket, n);
+    if (opts.resetReused && n > 1) {
+      resets += 1;
+      req.socket.resetAndDestroy();
+      return;
+    }
+    next();
+  });
   app.post('/mcp', async (req, res) => {
     const server = new McpServer({ name: 'stateless', version });
     server.registerTool('whoami', { description: 'The server version.' }, async () => ({ content: [{ type: 'text', text: version }] }));
@@ -260,7 +276,7 @@ async function startStateless(version: string) {
   });
   app.get('/mcp', (_req, res) => void res.status(405).set('Allow', 'POST').end());
   const { server, port } = await listen(app);
-  return { url: `http://127.0.0.1:${port}/mcp`, close: () => closeServer(server) };
+  return { url: `http://127.0.0.1:${port}/mcp`, close: () => closeServer(server), resets: () => resets };
 }
 
 /** Accepts connections and never answers. */
@@ -653,6 +669,22 @@ describe('streaming', GUARD, () => {
     assert.equal(body.id, 'init-1');
     assert.equal(body.error.code, -32001);
     assert.ok(C.recorder.ends.some((e) => e.ctx.service === 'blackhole' && e.outcome.timedOut));
+  });
+
+  test('a kept-alive connection the instance reset before answering: the request is sent again on a new one, the client sees no error', async () => {
+    const flaky = await startStateless('1.0.0', { resetReused: true });
+    cleanups.push(flaky.close);
+    await addInstance('resetting', '1.0.0', 'resetting-1', flaky.url);
+    await setRouting('resetting', { weights: { '1.0.0': 100 }, pulled: [] });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const call = { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'whoami', arguments: {} } };
+      const res = await post(A.url('resetting'), call, { 'mcp-protocol-version': '2025-11-25' });
+      statuses.push(res.status);
+      await res.body?.cancel();
+    }
+    assert.ok(flaky.resets() > 0, 'the gateway reused its connections (the instance reset some)');
+    assert.deepEqual(statuses, Array(12).fill(200));
   });
 
   test('a stateless upstream (no session id): each client keeps one version, clients spread by weight', async () => {
