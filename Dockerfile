@@ -11,6 +11,14 @@ COPY package.json package-lock.json ./
 # Runtime dependencies only: tsx (which runs the TypeScript sources) is one of them.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
+# The dashboard's static files, built with the dev dependencies (esbuild, uPlot) that the runtime image leaves out.
+FROM node:20-bookworm-slim AS dashboard
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN node --import tsx dashboard/build.ts
+
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     MCPSHIP_STATE_DIR=/data/mcpship \
@@ -22,6 +30,7 @@ WORKDIR /app
 RUN mkdir -p /data/mcpship /data/services && chown -R node:node /data
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
+COPY --from=dashboard /app/dashboard/dist ./dashboard/dist
 USER node
 EXPOSE 4000
 CMD ["node", "--import", "tsx", "cli/main.ts", "api"]

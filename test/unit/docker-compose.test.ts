@@ -286,6 +286,9 @@ describe('docker-compose.yml', () => {
     const dockerfile = readFileSync(path.join(root, 'Dockerfile'), 'utf8');
     assert.match(dockerfile, /^FROM node:20-bookworm-slim/m);
     assert.match(dockerfile, /npm ci/);
+    // The API serves the dashboard's build at /: without it the image would answer 503 there.
+    assert.match(dockerfile, /^RUN node --import tsx dashboard\/build\.ts$/m);
+    assert.match(dockerfile, /^COPY --from=dashboard \/app\/dashboard\/dist \.\/dashboard\/dist$/m);
     const cmd = dockerfile.match(/^CMD (\[.*\])\s*$/m);
     assert.ok(cmd, 'Dockerfile needs an exec-form CMD');
     assert.deepEqual(JSON.parse(cmd[1]!), ['node', '--import', 'tsx', 'cli/main.ts', 'api']);
