@@ -43,7 +43,8 @@ test('the worker killed in the middle of a ramp: a new worker continues from the
   const dir = path.join(config.servicesDir, SERVICE);
   await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
   const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
-  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name: SERVICE, rollout: { steps: [25, 50, 100], intervalSec: 4 } }, null, 2));
+  // No traffic here: quiet steps pass instead of holding for a person (the hold rule is tested in replay.test.ts).
+  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name: SERVICE, rollout: { steps: [25, 50, 100], intervalSec: 4, analysis: { onInconclusive: 'pass' } } }, null, 2));
   await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.0', 'the first version to go live');
 
   const from = await events.lastSeq();
