@@ -29,6 +29,10 @@ const ROLLOUT = {
   // A 2 s step can by chance get no new session; such a check is inconclusive, not failed.
   analysis: { minRequests: 3, requireTraffic: false, minSuccessRate: 0.95, maxP99Ms: 5000, maxFailedChecks: 0 },
   breaker: { minRequests: 5, maxErrorRate: 0.2, windowMs: 10_000, cooldownMs: 60_000 },
+  // These tests are about live traffic: the analysis, the breaker and rollbacks. The replay gate would
+  // block the broken version before any user saw it (replay.test.ts proves that), and replaying the
+  // traffic the earlier tests captured takes longer than the steps here.
+  replayGate: { enabled: false },
 };
 
 before(async () => {
