@@ -4,11 +4,11 @@
  * stream through as they arrive; a tap reads the JSON-RPC messages out of copies of the chunks for
  * the traffic observer (metrics, breaker, capture).
  */
-import { timingSafeEqual } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Config } from '../../core/config.ts';
+import { tokenMatches } from '../../core/admin-token.ts';
 import type { EventStore } from '../../core/events.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/mongo.ts';
@@ -127,14 +127,6 @@ function optional<K extends string, V>(name: K, value: V | undefined): { [P in K
 function requestedRevision(messages: readonly JsonRpcMessage[], initialize: boolean): string | undefined {
   const asked = initialize ? (messages[0]?.params as { protocolVersion?: unknown } | undefined)?.protocolVersion : undefined;
   return typeof asked === 'string' ? asked : undefined;
-}
-
-function adminTokenOk(expected: string | undefined, given: string | undefined): boolean {
-  if (!expected) return true;
-  if (given === undefined) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function sendRpcError(res: Response, status: number, body: unknown): void {
@@ -461,7 +453,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Choosing a version by hand is an operator's tool: with an admin token configured, it needs the
     // token wherever it would take effect (a stateless request is routed whatever session header it has).
     const routedBySession = sessionId !== undefined && protocol.generation === 'session';
-    if (forcedVersion !== undefined && !routedBySession && !adminTokenOk(config.api.adminToken, header(req, 'x-mcpship-admin-token'))) {
+    if (forcedVersion !== undefined && !routedBySession && config.api.adminToken && !tokenMatches(config.api.adminToken, header(req, 'x-mcpship-admin-token'))) {
       return sendRpcError(res, 403, jsonRpcError(SERVER_ERROR, 'Forbidden: X-Mcpship-Version needs X-Mcpship-Admin-Token'));
     }
     const key = clientKey({
