@@ -15,7 +15,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as StatelessClient, StreamableHTTPClientTransport as StatelessTransport } from '@modelcontextprotocol/client';
-import { execa, type ResultPromise } from 'execa';
 import { MongoClient } from 'mongodb';
 import { REDACTED } from '../../api/gateway/capture/redact.ts';
 import { jsonArrayItems } from '../../api/gateway/json-text.ts';
@@ -31,8 +30,8 @@ import { launchFerretdb, mongoReady } from '../../stack/ferretdb.ts';
 import type { ManagedProcess } from '../../stack/managed-process.ts';
 import { freePort } from '../../stack/ports.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
+import { startEverythingSample } from '../support/everything-sample.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const SERVICE = 'everything';
 const MAX_PAYLOAD = 4096;
 const { mongoUri, temporalAddress } = stackAddresses();
@@ -54,26 +53,9 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, tries = 
 }
 
 before(async () => {
-  const port = await freePort();
-  sampleUrl = `http://127.0.0.1:${port}/mcp`;
-  const child: ResultPromise = execa('node', [path.join(ROOT, 'examples/services/everything/src/index.js')], {
-    cwd: path.join(ROOT, 'examples/services/everything'),
-    env: { PATH: process.env.PATH ?? '', PORT: String(port) },
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-  });
-  cleanup.push(async () => {
-    child.kill('SIGTERM');
-    await child;
-  });
-  await until('the everything sample', async () => {
-    assert.equal(child.exitCode, null, 'the sample exited before it was ready');
-    return fetch(sampleUrl, { method: 'GET' }).then(
-      (res) => res.status,
-      () => undefined,
-    );
-  });
+  const sample = await startEverythingSample();
+  sampleUrl = sample.url;
+  cleanup.push(sample.stop);
 });
 
 /** One JSON-RPC message as the client saw it on the wire. */

@@ -5,22 +5,21 @@
  * then be stored exactly once, its request and its response: N answered calls, 2N documents.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { CaptureCounters } from '../../api/gateway/capture.ts';
 import { capturedMessage, type MessageDoc } from '../../core/documents.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { setRouting } from '../../core/routing-store.ts';
 import { freePort } from '../../stack/ports.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
+import { startEverythingSample } from '../support/everything-sample.ts';
 import { waitFor } from '../support/wait.ts';
 import { startMcpshipProcess } from '../support/worker-process.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const SERVICE = 'everything';
 const TOOL = 'json_schema_2020_12_tool';
 const CLIENTS = 4;
@@ -38,20 +37,9 @@ const gatewayUrl = `http://127.0.0.1:${config.api.port}/mcp/${SERVICE}`;
 let store: Store;
 
 before(async () => {
-  const port = await freePort();
-  const sampleUrl = `http://127.0.0.1:${port}/mcp`;
-  const sample: ResultPromise = execa('node', [path.join(ROOT, 'examples/services/everything/src/index.js')], {
-    cwd: path.join(ROOT, 'examples/services/everything'),
-    env: { PATH: process.env.PATH ?? '', PORT: String(port) },
-    extendEnv: false,
-    reject: false,
-    stdin: 'ignore',
-  });
-  cleanup.push(async () => {
-    sample.kill('SIGTERM');
-    await sample;
-  });
-  await waitFor('the everything sample', () => fetch(sampleUrl).then((res) => res.status, () => undefined), FOREVER);
+  const sample = await startEverythingSample();
+  const sampleUrl = sample.url;
+  cleanup.push(sample.stop);
 
   store = await connectStore(stackAddresses().mongoUri, config.mongo.database);
   cleanup.push(async () => {
