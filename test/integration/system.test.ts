@@ -58,7 +58,7 @@ test('a file saved under the services root is noticed, validated and staged; the
   assert.deepEqual(service.versions.map((v: VersionDoc) => v.version), ['1.0.0']);
 
   const status = await cli('status');
-  assert.match(status.stdout, /hello\s+PRESENT .*last validation: passed .* -> 1\.0\.0/);
+  assert.match(status.stdout, /hello\s+active=- canary=-\s+last validation: passed .* -> 1\.0\.0/);
   const versions = await cli('versions', 'hello');
   assert.match(versions.stdout, /1\.0\.0\s+STAGED/);
   const logs = await cli('logs', 'hello');
