@@ -17,7 +17,12 @@ export interface Stack {
 
 const READY_TIMEOUT_MS = 60_000;
 
-async function startTemporal(config: Config, log: Logger): Promise<{ address: string; uiUrl?: string; process?: ManagedProcess }> {
+export interface StackOptions {
+  /** Namespaces the embedded Temporal creates besides the configured one, each with mcpship's search attributes. */
+  extraNamespaces?: readonly string[];
+}
+
+async function startTemporal(config: Config, log: Logger, opts: StackOptions): Promise<{ address: string; uiUrl?: string; process?: ManagedProcess }> {
   const { namespace } = config.temporal;
   if (config.temporal.address) {
     log.info({ address: config.temporal.address }, 'TEMPORAL_ADDRESS set: using that Temporal, not starting one');
@@ -28,10 +33,11 @@ async function startTemporal(config: Config, log: Logger): Promise<{ address: st
   await assertPortFree('127.0.0.1', port, 'the Temporal frontend', 'MCPSHIP_TEMPORAL_PORT');
   await assertPortFree('127.0.0.1', uiPort, 'Temporal Web UI', 'MCPSHIP_TEMPORAL_UI_PORT');
   const address = `127.0.0.1:${port}`;
-  const process = launchTemporalDev({ stateDir: config.stateDir, port, uiPort, namespace });
+  const extraNamespaces = opts.extraNamespaces ?? [];
+  const process = launchTemporalDev({ stateDir: config.stateDir, port, uiPort, namespace, extraNamespaces });
   log.info({ address, pid: process.pid }, 'starting Temporal dev server');
   await process.waitUntil(() => temporalReady(address, namespace), READY_TIMEOUT_MS, `namespace "${namespace}" answering`);
-  await ensureSearchAttributes(address, namespace);
+  for (const ns of [namespace, ...extraNamespaces]) await ensureSearchAttributes(address, ns);
   return { address, uiUrl: `http://127.0.0.1:${uiPort}`, process };
 }
 
@@ -53,7 +59,7 @@ async function startMongo(config: Config, log: Logger): Promise<{ uri: string; p
  * Brings up Temporal and the MongoDB-wire server on the embedded defaults, or uses the ones named
  * by TEMPORAL_ADDRESS / MONGODB_URI. On any failure, whatever was started is stopped again.
  */
-export async function startStack(config: Config, log: Logger): Promise<Stack> {
+export async function startStack(config: Config, log: Logger, opts: StackOptions = {}): Promise<Stack> {
   const processes: ManagedProcess[] = [];
   const stop = async () => {
     await Promise.all(processes.map((p) => p.stop()));
@@ -61,7 +67,7 @@ export async function startStack(config: Config, log: Logger): Promise<Stack> {
   try {
     const mongo = await startMongo(config, log);
     if (mongo.process) processes.push(mongo.process);
-    const temporal = await startTemporal(config, log);
+    const temporal = await startTemporal(config, log, opts);
     if (temporal.process) processes.push(temporal.process);
     return {
       temporalAddress: temporal.address,

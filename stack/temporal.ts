@@ -10,6 +10,8 @@ export interface TemporalDevOptions {
   port: number;
   uiPort: number;
   namespace: string;
+  /** More namespaces created at start (the test runner gives each test file its own). */
+  extraNamespaces?: readonly string[];
 }
 
 /** `temporal server start-dev` with its state in <stateDir>/temporal.db, so a second start reuses it. */
@@ -20,7 +22,7 @@ export function launchTemporalDev(opts: TemporalDevOptions): ManagedProcess {
     '--port', String(opts.port),
     '--ui-port', String(opts.uiPort),
     '--db-filename', path.join(opts.stateDir, 'temporal.db'),
-    '--namespace', opts.namespace,
+    ...[opts.namespace, ...(opts.extraNamespaces ?? [])].flatMap((ns) => ['--namespace', ns]),
     '--log-format', 'json',
     '--log-level', 'warn',
   ];

@@ -10,6 +10,7 @@ import { createLogger } from '../core/log.ts';
 import { freePort } from '../stack/ports.ts';
 import { startStack } from '../stack/start-stack.ts';
 import { repoRoot } from '../stack/binaries.ts';
+import { testNamespace } from './support/stack-env.ts';
 
 function testFiles(dir: string): string[] {
   const abs = path.join(repoRoot, 'test', dir);
@@ -25,7 +26,8 @@ const unitOnly = args.includes('--unit');
 const selected = args.filter((a) => !a.startsWith('--'));
 const all = [...testFiles('unit'), ...(unitOnly ? [] : [...testFiles('integration'), ...testFiles('browser')])];
 const files = selected.length ? all.filter((f) => selected.some((s) => f.includes(s))) : all;
-const needsStack = files.some((f) => !f.includes(`${path.sep}unit${path.sep}`));
+const stackFiles = files.filter((f) => !f.includes(`${path.sep}unit${path.sep}`));
+const needsStack = stackFiles.length > 0;
 
 // Per-file state dirs live inside the checkout (see test/support/stack-env.ts), one folder per run.
 const runDir = path.join(repoRoot, '.mcpship', 'tmp-test', `run-${process.pid}`);
@@ -41,7 +43,7 @@ if (needsStack) {
     MCPSHIP_MONGO_PORT: String(await freePort()),
     MCPSHIP_LOG_LEVEL: 'warn',
   });
-  const stack = await startStack(config, createLogger('warn', 'test-stack'));
+  const stack = await startStack(config, createLogger('warn', 'test-stack'), { extraNamespaces: stackFiles.map(testNamespace) });
   console.log(`test stack: Temporal ${stack.temporalAddress} (Web UI ${stack.temporalUiUrl}), MongoDB ${stack.mongoUri}`);
   env.MCPSHIP_TEST_TEMPORAL_ADDRESS = stack.temporalAddress;
   env.MCPSHIP_TEST_MONGODB_URI = stack.mongoUri;

@@ -25,7 +25,24 @@ export function testStateDir(): string {
 }
 
 /**
- * A config pointing at the shared stack, with a database, task queue and state dir of its own, so
+ * Workflow ids are stable (`service/<name>`, `deploy/<name>/<version>`), so two test files in one
+ * Temporal namespace would signal each other's workflows — a run left by an earlier file, polled by
+ * a worker long gone, swallows the next file's saves. Each test file gets a namespace of its own,
+ * created by test/run.ts when it starts the stack.
+ */
+export function testNamespace(file: string): string {
+  const relative = path.relative(path.join(repoRoot, 'test'), path.resolve(file)).replace(/\.test\.ts$/, '');
+  return `test-${relative.split(path.sep).join('-')}`;
+}
+
+/** This process's test file's namespace; `default` outside a test file (the fault suite runs a stack of its own). */
+function currentNamespace(): string {
+  const file = process.argv[1];
+  return file?.endsWith('.test.ts') ? testNamespace(file) : 'default';
+}
+
+/**
+ * A config pointing at the shared stack, with a namespace, database, task queue and state dir of its own, so
  * test files cannot see each other's data.
  */
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -37,6 +54,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
     MONGODB_URI: mongoUri,
     MCPSHIP_MONGO_DATABASE: `test_${id}`,
     MCPSHIP_TASK_QUEUE: `test-${id}`,
+    TEMPORAL_NAMESPACE: currentNamespace(),
     MCPSHIP_STATE_DIR: stateDir,
     MCPSHIP_SERVICES_DIR: path.join(stateDir, 'services'),
     MCPSHIP_LOG_LEVEL: 'warn',

@@ -13,6 +13,7 @@ export function startMcpshipProcess(command: 'worker' | 'runner' | 'api', config
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: config.temporal.namespace,
     MONGODB_URI: mongoUri,
     MCPSHIP_MONGO_DATABASE: config.mongo.database,
     MCPSHIP_TASK_QUEUE: config.temporal.taskQueue,
