@@ -5,6 +5,7 @@
  */
 import type { AlertRuleId, AlertRuleSettings, Config } from '../core/config.ts';
 import type { EventDoc } from '../core/documents.ts';
+import { RECOVERED_EVENT_KIND, SPILL_STALE_MS, SPILLING_EVENT_KIND } from '../api/gateway/capture/spill-events.ts';
 import { SYSTEM_SERVICE, type Condition } from './types.ts';
 
 export type AlertsConfig = Config['alerts'];
@@ -23,7 +24,7 @@ export const EVENT_RULES = {
   rollback: { fire: ['ROLLBACK_COMPLETE'], clear: ['PROMOTED'], perVersion: false },
   // The compatibility layer's gate: the deployment stops BLOCKED until an override or an abort.
   replayBlocked: { fire: ['REPLAY_BLOCKED'], clear: ['REPLAY_OVERRIDDEN', 'DEPLOYMENT_ABORTED', 'DEPLOYMENT_FAILED', 'PROMOTED'], perVersion: true },
-  captureDropping: { fire: ['capture.messages_dropped', 'capture.spilling'], clear: [], perVersion: false },
+  captureDropping: { fire: ['capture.messages_dropped'], clear: [], perVersion: false },
 } as const satisfies Partial<Record<AlertRuleId, { fire: readonly string[]; clear: readonly string[]; perVersion: boolean }>>;
 
 export const CRASH_KINDS = ['INSTANCE_EXITED', 'INSTANCE_FAILED'] as const;
@@ -32,12 +33,12 @@ export const VALIDATION_OK_KINDS = ['STAGED', 'ALREADY_STAGED'] as const;
 export const VALIDATION_FAILED_KIND = 'VALIDATION_FAILED';
 
 /** Every event kind the rules read in a window (validation outcomes are read apart: they have none). */
-export const WATCHED_KINDS: string[] = [...new Set([...Object.values(EVENT_RULES).flatMap((r) => [...r.fire, ...r.clear]), ...CRASH_KINDS])];
+export const WATCHED_KINDS: string[] = [...new Set([...Object.values(EVENT_RULES).flatMap((r) => [...r.fire, ...r.clear]), ...CRASH_KINDS, SPILLING_EVENT_KIND, RECOVERED_EVENT_KIND])];
 
 /** How far back the window reaches: the longest holdSec of any rule for any service. */
 export function windowSec(alerts: AlertsConfig): number {
   const holds = [...Object.values(alerts.rules), ...Object.values(alerts.services).flatMap((s) => Object.values(s))].map((r) => r?.holdSec ?? 0);
-  return Math.max(60, ...holds);
+  return Math.max(60, SPILL_STALE_MS / 1000, ...holds);
 }
 
 export type RuleEvent = Pick<EventDoc, 'seq' | 'time' | 'service' | 'kind'> & Partial<Pick<EventDoc, 'version' | 'details'>>;
@@ -148,6 +149,34 @@ function loadConditions(alerts: AlertsConfig, inputs: RuleInputs): Condition[] {
   return out;
 }
 
+/**
+ * A gateway's capture spills from its `capture.spilling` until holdSec after its
+ * `capture.recovered`: held that long so that a spill which began and ended between two passes
+ * (MongoDB away and back: both events are written on its return) is still seen and told. A
+ * spilling gateway repeats the event; one with no news for SPILL_STALE_MS is gone (the next
+ * gateway replays its spill) and no longer holds the alert.
+ */
+function captureSpilling(alerts: AlertsConfig, inputs: RuleInputs): Condition[] {
+  const newest = new Map<string, RuleEvent>();
+  for (const e of inputs.events) {
+    if (e.kind === SPILLING_EVENT_KIND || e.kind === RECOVERED_EVENT_KIND) newest.set(`${e.service}\u0000${String(e.details?.writer ?? '')}`, e);
+  }
+  const perService = new Map<string, string[]>();
+  for (const e of newest.values()) {
+    const s = settingsFor(alerts, 'captureSpilling', e.service);
+    const age = inputs.now - e.time.getTime();
+    const spilling = e.kind === SPILLING_EVENT_KIND;
+    if (!s.enabled || age > (spilling ? SPILL_STALE_MS : s.holdSec * 1000)) continue;
+    const d = e.details ?? {};
+    const where = `${String(d.host ?? '?')}/${String(d.pid ?? '?')}`;
+    const line = spilling
+      ? `capture spilling to disk on ${where} since ${String(d.since)}: ${String(d.pending)} messages waiting (${String(d.reason)})`
+      : `capture spilled on ${where} from ${String(d.since)} to ${String(d.until)}: ${String(d.spilled)} messages, ${String(d.replayed)} replayed, ${String(d.dropped)} dropped`;
+    perService.set(e.service, [...(perService.get(e.service) ?? []), line]);
+  }
+  return [...perService].map(([service, lines]) => ({ rule: 'captureSpilling', service, summary: lines.join('; '), details: { gateways: lines.length } }));
+}
+
 function stackConditions(alerts: AlertsConfig, inputs: RuleInputs): Condition[] {
   const out: Condition[] = [];
   const parts = [
@@ -164,6 +193,7 @@ function stackConditions(alerts: AlertsConfig, inputs: RuleInputs): Condition[] 
 export function evaluateRules(alerts: AlertsConfig, inputs: RuleInputs): Condition[] {
   return [
     ...(Object.keys(EVENT_RULES) as (keyof typeof EVENT_RULES)[]).flatMap((rule) => eventConditions(alerts, rule, inputs)),
+    ...captureSpilling(alerts, inputs),
     ...crashLoops(alerts, inputs),
     ...validationFailing(alerts, inputs),
     ...loadConditions(alerts, inputs),

@@ -20,6 +20,7 @@ import { compileRedactPaths, type RedactPaths } from './capture/redact.ts';
 import { RequestClock } from './capture/request-clock.ts';
 import { messageKind, shapeMessage, toolNameOf } from './capture/shape.ts';
 import { docBytes, Journal, type JournalEntry } from './capture/journal.ts';
+import { SpillReporter } from './capture/spill-events.ts';
 import { quarantineRecord, storeBatch } from './capture/store-batch.ts';
 import type { ExchangeContext, JsonRpcMessage, TrafficObserver } from './traffic.ts';
 
@@ -45,7 +46,9 @@ export interface CaptureWriterOptions {
   spillSegmentBytes?: number;
   /** All journal files together; beyond this messages are dropped (and reported) once MongoDB cannot take them. */
   spillMaxBytes?: number;
-  /** Where drops are reported as events (the event store). */
+  /** A spill episode ends (`capture.recovered`) once the spill has stayed empty this long (capture/spill-events.ts). */
+  spillSettleMs?: number;
+  /** Where drops and spill episodes are reported as events (the event store). */
   events?: DropSink;
   log?: { warn(obj: object, msg: string): void; info?(obj: object, msg: string): void };
 }
@@ -87,6 +90,7 @@ export class CaptureWriter implements TrafficObserver {
   private readonly redactPaths: RedactPaths;
   private readonly journal: Journal;
   private readonly drops: DropReporter;
+  private readonly spills: SpillReporter;
   private readonly clock = new RequestClock();
   private buffer: Buffered[] = [];
   private bufferBytes = 0;
@@ -110,18 +114,24 @@ export class CaptureWriter implements TrafficObserver {
       writeTimeoutMs: 30_000,
       spillSegmentBytes: 1024 * 1024,
       spillMaxBytes: 512 * 1024 * 1024,
+      spillSettleMs: 5_000,
       ...options,
     };
     this.redactPaths = compileRedactPaths(this.opts.redact);
     this.drops = new DropReporter(options.events, this.opts.log);
+    const writerId = randomUUID().slice(0, 8);
+    this.spills = new SpillReporter(options.events, writerId, this.opts.spillSettleMs, this.opts.log);
     this.journal = new Journal({
       dir: this.opts.spillDir,
-      writerId: randomUUID().slice(0, 8),
+      writerId,
       segmentBytes: this.opts.spillSegmentBytes,
       maxBytes: this.opts.spillMaxBytes,
       ...(this.opts.log ? { log: this.opts.log } : {}),
     });
-    this.timer = setInterval(() => this.kick(), this.opts.flushIntervalMs);
+    this.timer = setInterval(() => {
+      this.kick();
+      this.watchSpill();
+    }, this.opts.flushIntervalMs);
     this.timer.unref();
     if (this.journal.hasPending) this.kick();
   }
@@ -301,6 +311,14 @@ export class CaptureWriter implements TrafficObserver {
     this.markUp();
   }
 
+  /** Off the request path, on the timer: a spill is reported once per episode, never per message. */
+  private watchSpill(): void {
+    this.spills.observe(this.journal.hasPending, this.counters, () =>
+      this.downUntil !== 0 ? 'MongoDB unavailable' : this.journal.adopted > 0 && this.journal.spilled === 0 ? 'spill left by a stopped gateway' : 'MongoDB slower than the traffic (buffer full)',
+    );
+    if (this.spills.waiting) void this.spills.report();
+  }
+
   private kick(): void {
     if (this.kickQueued) return;
     if (this.buffer.length === 0 && !(this.journal.hasPending && Date.now() >= this.downUntil)) return;
@@ -328,6 +346,7 @@ export class CaptureWriter implements TrafficObserver {
     if (this.closed) return;
     clearInterval(this.timer);
     await this.flush();
+    if (this.downUntil === 0) await this.spills.report();
     this.closed = true;
     await this.journal.release();
   }
