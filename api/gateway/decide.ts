@@ -63,6 +63,8 @@ export interface RequestFacts {
   batch: boolean;
   /** The id to answer errors with (a single request's id), else null. */
   rpcId: JsonRpcId | null;
+  /** A retry after the chosen instance refused the connection: this version again, if another of its instances is usable. */
+  preferVersion?: string;
 }
 
 export type Decision =
@@ -100,21 +102,41 @@ export function ttlCap(routing: RoutingView & Pick<RoutingDoc, 'stepIntervalMs'>
   return typeof step === 'number' && Number.isFinite(step) && step >= 0 ? Math.floor(step) : DEFAULT_STEP_INTERVAL_MS;
 }
 
+/**
+ * How long an instance that refused a connection gets no new traffic: long enough to cover the
+ * moments before routing learns its node is gone (the node's lease ends), short enough that an
+ * instance that merely restarted is back soon.
+ */
+export const REFUSED_SKIP_MS = 3_000;
+
 export interface DeciderDeps {
   cache: Pick<RoutingCache, 'get'>;
   sessions: Pick<SessionTable, 'get'>;
   breaker?: BreakerView;
   rand?: () => number;
+  /** For tests: the clock of the refused-instance memory (performance.now()). */
+  now?: () => number;
 }
+
+type ReadyOf = (version: string) => readonly InstanceDoc[];
 
 export class Decider {
   private readonly turns = new Map<string, number>();
   /** Per service and version: did an initialize response carry a session id? Learned, not configured. */
   private readonly modes = new Map<string, 'stateful' | 'stateless'>();
+  /** Instances that refused a connection lately, until when they are skipped. */
+  private readonly refused = new Map<string, number>();
   private readonly rand: () => number;
+  private readonly now: () => number;
 
   constructor(private readonly deps: DeciderDeps) {
     this.rand = deps.rand ?? Math.random;
+    this.now = deps.now ?? (() => performance.now());
+  }
+
+  /** The instance refused a connection: new traffic avoids it for REFUSED_SKIP_MS. */
+  noteRefused(instanceId: string): void {
+    this.refused.set(instanceId, this.now() + REFUSED_SKIP_MS);
   }
 
   noteSessionMode(service: string, version: string, mode: 'stateful' | 'stateless'): void {
@@ -150,7 +172,7 @@ export class Decider {
       // With somewhere else to go, the client is sent there by the spec's own route: a new session.
       const open = this.openVersions(facts.service, routing);
       open.add(route.version);
-      const fallback = pickVersion(routing, this.rand, { excluded: new Set([...open, ...this.withoutInstances(routes, routing)]) });
+      const fallback = pickVersion(routing, this.rand, { excluded: new Set([...open, ...this.withoutInstances(this.usable(routes, routing), routing)]) });
       if (fallback !== undefined && !open.has(fallback) && routes.ready.has(fallback)) return gone(`version ${route.version} is failing`);
       if (this.refuses(facts.service, route.version)) return reject(503, SERVER_ERROR, `Service unavailable: version ${route.version} is failing (circuit open)`, facts.rpcId);
     }
@@ -167,7 +189,8 @@ export class Decider {
     // Batches are gone from 2025-06-18 on; the stateless revisions answer for themselves.
     if (!stateless && facts.batch && !batchesAllowed(facts.protocolVersion)) return this.noBatches(facts);
     const draw = !facts.initialize && facts.clientKey !== undefined ? keyedDraw(facts.service, facts.clientKey) : undefined;
-    const version = this.chooseVersion(facts, routes, routing, draw ? () => draw.point : this.rand);
+    const ready = this.usable(routes, routing);
+    const version = this.chooseVersion(facts, ready, routing, draw ? () => draw.point : this.rand);
     if (typeof version !== 'string') return version;
     const key = `${facts.service}\u0000${version}`;
     // What a version's session clients taught us says nothing about a stateless request.
@@ -181,20 +204,22 @@ export class Decider {
     }
     // A keyed client also keeps its instance: state a server hands out (a 2026 requestState) may be
     // valid only where it was made.
-    const instance = pickInstance(routes.ready.get(version) ?? [], turn);
+    const instance = pickInstance(ready(version), turn);
     if (!instance) return reject(503, SERVER_ERROR, `Service unavailable: no ready instance of ${facts.service} ${version}`, facts.rpcId);
     return { kind: 'proxy', version, instance, opensSession: facts.initialize && !stateless };
   }
 
-  private chooseVersion(facts: RequestFacts, routes: ServiceRoutes, routing: RoutingView, rand: () => number): string | Decision {
+  private chooseVersion(facts: RequestFacts, ready: ReadyOf, routing: RoutingView, rand: () => number): string | Decision {
     const breaker = this.deps.breaker;
+    const preferred = facts.preferVersion;
+    if (preferred !== undefined && facts.forcedVersion === undefined && routableVersions(routing).includes(preferred) && ready(preferred).length > 0 && !breaker?.isOpen(facts.service, preferred)) return preferred;
     if (facts.forcedVersion !== undefined) {
       const forced = pickVersion(routing, rand, { forced: facts.forcedVersion });
       if (forced === undefined) return reject(404, SERVER_ERROR, `Version ${facts.forcedVersion} of ${facts.service} is not routable`, facts.rpcId);
       if (breaker && !breaker.allowRequest(facts.service, forced) && this.refuses(facts.service, forced)) return reject(503, SERVER_ERROR, `Service unavailable: version ${forced} is failing (circuit open)`, facts.rpcId);
       return forced;
     }
-    const excluded = new Set([...this.openVersions(facts.service, routing), ...this.withoutInstances(routes, routing)]);
+    const excluded = new Set([...this.openVersions(facts.service, routing), ...this.withoutInstances(ready, routing)]);
     for (;;) {
       const version = pickVersion(routing, rand, { excluded });
       if (version === undefined) return reject(404, SERVER_ERROR, `Service ${facts.service} has no routable version`, facts.rpcId);
@@ -214,8 +239,21 @@ export class Decider {
     return new Set(breaker ? routableVersions(routing).filter((v) => breaker.isOpen(service, v)) : []);
   }
 
-  private withoutInstances(routes: ServiceRoutes, routing: RoutingView): string[] {
-    return routableVersions(routing).filter((v) => !routes.ready.get(v)?.length);
+  private withoutInstances(ready: ReadyOf, routing: RoutingView): string[] {
+    return routableVersions(routing).filter((v) => ready(v).length === 0);
+  }
+
+  /**
+   * A version's ready instances less those that refused a connection lately — unless that leaves
+   * the service none at all: then trying one beats refusing every request.
+   */
+  private usable(routes: ServiceRoutes, routing: RoutingView): ReadyOf {
+    const all: ReadyOf = (v) => routes.ready.get(v) ?? [];
+    if (this.refused.size === 0) return all;
+    const now = this.now();
+    for (const [id, until] of this.refused) if (until <= now) this.refused.delete(id);
+    const left: ReadyOf = (v) => all(v).filter((i) => !this.refused.has(i.instanceId));
+    return routableVersions(routing).some((v) => left(v).length > 0) ? left : all;
   }
 
   private noBatches(facts: RequestFacts): Decision {

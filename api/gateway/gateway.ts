@@ -31,6 +31,7 @@ import { clientKey, CLIENT_HEADER } from './client-key.ts';
 import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
 import { jsonArrayItems } from './json-text.ts';
 import { protocolFacts } from './protocol-generation.ts';
+import { holdUntilAnswered, release, type Held } from './hold-answer.ts';
 import { DEFAULT_TAP_MAX_BYTES, ResponseTap } from './response-tap.ts';
 import { PIN_HEADER, type Pinning, type PinnedExchange } from './pinning.ts';
 import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
@@ -71,6 +72,8 @@ const UNREACHABLE_EVENT_EVERY_MS = 10_000;
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 /** More than one stale socket in a row is possible (several idle ones closed together), not many. */
 const MAX_STALE_RETRIES = 3;
+/** A dead node refuses for each of its instances; two more instances tried is plenty. */
+const MAX_REFUSED_RETRIES = 2;
 
 /** One proxied request, from the decision to the end of its response. */
 interface Exchange {
@@ -106,6 +109,10 @@ interface Exchange {
   timedOut: boolean;
   /** Resends after a kept-alive connection the instance had closed (see onProxyError). */
   staleRetries: number;
+  /** What the decision was made from, to decide again when the instance refuses the connection. */
+  facts: RequestFacts;
+  /** Instances that refused this request's connection. */
+  refusedBy: Set<string>;
   /** No response came from the instance (refused, reset before the head). */
   noResponse: boolean;
   ended: boolean;
@@ -279,13 +286,43 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const ok = status >= 200 && status < 300;
     const returnedId = typeof proxyRes.headers['mcp-session-id'] === 'string' ? proxyRes.headers['mcp-session-id'] : undefined;
     const { service, version, instanceId } = ex.ctx;
+    const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
+    let negotiated: string | undefined;
+    let sessionSaved = false;
+    const tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
+      if (initId !== undefined && msg.id === initId) {
+        const answered = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+        if (typeof answered === 'string') {
+          negotiated = answered;
+          ex.ctx.protocolRevision = answered;
+          // Came after the session was recorded (an answer longer than the hold): its own write.
+          if (sessionSaved && ex.ctx.sessionId) sessions.setProtocolVersion(ex.ctx.sessionId, answered);
+        }
+      }
+      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
+    });
+    const onChunk = (chunk: Buffer) => {
+      armTimer(ex, res);
+      if (tap) safely('tap', () => tap.write(chunk));
+    };
+    let held: Held | undefined;
     if (ex.opensSession && ok) {
       decider.noteSessionMode(service, version, returnedId ? 'stateful' : 'stateless');
       if (returnedId) {
         ex.ctx.sessionId = returnedId;
         if (ex.ctx.clientName !== undefined) clientInfos.remember(returnedId, { clientName: ex.ctx.clientName, ...optional('clientVersion', ex.ctx.clientVersion) });
+        // The client's messages go first: the server's are reported as the held answer is read.
+        reportClientMessages(ex);
+        ex.tap = tap;
+        // One write with the negotiated version in it (hold-answer.ts).
+        if (tap && initId !== undefined && initId !== null) held = await holdUntilAnswered(proxyRes, tap, initId, onChunk);
+        if (held?.failed || res.destroyed || ex.timedOut) {
+          if (!ex.timedOut && !res.writableEnded) res.destroy();
+          return;
+        }
         // Before the client learns the id, so that its next request finds it on any gateway.
-        await sessions.open(returnedId, { service, version, instanceId });
+        await sessions.open(returnedId, { service, version, instanceId, ...optional('protocolVersion', negotiated) });
+        sessionSaved = true;
       }
     }
     const sessionId = ex.ctx.sessionId;
@@ -298,37 +335,27 @@ export function createGateway(deps: GatewayDeps): Gateway {
       proxyRes.destroy();
       return;
     }
-    const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
-    ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
-      if (initId !== undefined && msg.id === initId) {
-        const negotiated = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-        if (typeof negotiated === 'string') {
-          ex.ctx.protocolRevision = negotiated;
-          if (ex.ctx.sessionId) sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
-        }
-      }
-      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
-    });
-    if (ex.tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
-      ex.capper = new TtlCapper({ transport: ex.tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
+    ex.tap = tap;
+    if (tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
+      ex.capper = new TtlCapper({ transport: tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
     }
     ex.rewriter = ex.pin?.rewriter(proxyRes.headers['content-type']);
     writeHead(ex, proxyRes, req, res);
-    proxyRes.on('data', (chunk: Buffer) => {
-      armTimer(ex, res);
-      if (ex.tap) safely('tap', () => ex.tap!.write(chunk));
-    });
-    proxyRes.on('end', () => {
-      clearTimeout(ex.timer);
-      if (ex.tap) safely('tap', () => ex.tap!.end());
-    });
+    if (held?.ended) clearTimeout(ex.timer);
+    else {
+      proxyRes.on('data', onChunk);
+      proxyRes.on('end', () => {
+        clearTimeout(ex.timer);
+        if (tap) safely('tap', () => tap.end());
+      });
+    }
     // The instance died mid-response: end the client's stream too (an SSE client resumes with Last-Event-ID).
     proxyRes.on('error', () => {
       if (!ex.timedOut && !res.writableEnded) res.destroy();
     });
     // The tap reads what the instance sent (capture keeps the server's own words); the client gets
     // the capped copy, in its pinned version's shapes.
-    let out: NodeJS.ReadableStream = proxyRes;
+    let out: NodeJS.ReadableStream = held ? release(proxyRes, held) : proxyRes;
     for (const stage of [ex.capper, ex.rewriter]) {
       if (!stage) continue;
       stage.on('error', () => res.destroy());
@@ -358,18 +385,50 @@ export function createGateway(deps: GatewayDeps): Gateway {
       });
       return;
     }
+    noteUnreachable(ex, err);
+    if (err.code === 'ECONNREFUSED') {
+      decider.noteRefused(ex.ctx.instanceId);
+      // Nothing reached the instance, so a request no session ties to it is sent to another one at once.
+      if (!ex.sessionBound && ex.refusedBy.size < MAX_REFUSED_RETRIES) {
+        ex.refusedBy.add(ex.ctx.instanceId);
+        sendElsewhere(ex, req as Request, res as Response, err).catch(() => failUnreached(ex, res as Response, err));
+        return;
+      }
+    }
+    failUnreached(ex, res as Response, err);
+  };
+
+  /** Decides again, the refusing instances aside (the same version first), and proxies there. */
+  const sendElsewhere = async (ex: Exchange, req: Request, res: Response, err: Error & { code?: string }) => {
+    const decision = await decider.decide({ ...ex.facts, preferVersion: ex.ctx.version }).catch(() => undefined);
+    if (ex.ended || res.destroyed) return;
+    // A pinned exchange's body and answer were shaped for its version; elsewhere they would not fit.
+    if (decision?.kind !== 'proxy' || ex.refusedBy.has(decision.instance.instanceId) || (ex.pin && decision.version !== ex.ctx.version)) {
+      failUnreached(ex, res, err);
+      return;
+    }
+    ex.ctx.version = decision.version;
+    ex.ctx.instanceId = decision.instance.instanceId;
+    ex.target = decision.instance.url;
+    ex.proxyReq = undefined;
+    armTimer(ex, res);
+    await proxy(req, res, (e?: unknown) => {
+      if (e) onProxyError(e as Error & { code?: string }, req, res);
+    });
+  };
+
+  const failUnreached = (ex: Exchange, res: Response, err: Error & { code?: string }) => {
     ex.noResponse = true;
     reportClientMessages(ex);
-    noteUnreachable(ex, err);
     const rpcId = !ex.batch ? (ex.classified[0]?.id ?? null) : null;
     // The instance holding the session is gone, and the session with it: the spec's 404 makes the client start over.
     if (ex.sessionBound && ex.ctx.sessionId && err.code === 'ECONNREFUSED') {
       const sessionId = ex.ctx.sessionId;
       sessions.close(sessionId).catch(() => {});
-      sendRpcError(res as Response, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId));
+      sendRpcError(res, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId));
       return;
     }
-    sendRpcError(res as Response, 502, jsonRpcError(SERVER_ERROR, `Bad gateway: ${ex.ctx.service} ${ex.ctx.version} did not answer (${err.code ?? err.message})`, rpcId));
+    sendRpcError(res, 502, jsonRpcError(SERVER_ERROR, `Bad gateway: ${ex.ctx.service} ${ex.ctx.version} did not answer (${err.code ?? err.message})`, rpcId));
   };
 
   const proxy = createProxyMiddleware<Request, Response>({
@@ -522,6 +581,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       clientMessagesSent: false,
       timedOut: false,
       staleRetries: 0,
+      facts,
+      refusedBy: new Set(),
       noResponse: false,
       ended: false,
     };

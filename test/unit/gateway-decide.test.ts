@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Decider, DEFAULT_STEP_INTERVAL_MS, type BreakerView, type RequestFacts } from '../../api/gateway/decide.ts';
+import { Decider, DEFAULT_STEP_INTERVAL_MS, REFUSED_SKIP_MS, type BreakerView, type RequestFacts } from '../../api/gateway/decide.ts';
 import type { ServiceRoutes } from '../../api/gateway/routing-cache.ts';
 import type { SessionRoute } from '../../api/gateway/session-table.ts';
 import type { InstanceDoc, RoutingDoc } from '../../core/documents.ts';
 
 const instance = (version: string, instanceId: string): InstanceDoc => ({ instanceId, service: 'svc', version, url: `http://127.0.0.1/${instanceId}`, state: 'ready', restarts: 0, updatedAt: new Date(0) });
 
-function decider(opts: { routing?: Partial<RoutingDoc>; ready?: InstanceDoc[]; sessions?: Record<string, SessionRoute>; open?: string[]; probes?: number; rand?: () => number }) {
+function decider(opts: { routing?: Partial<RoutingDoc>; ready?: InstanceDoc[]; sessions?: Record<string, SessionRoute>; open?: string[]; probes?: number; rand?: () => number; now?: () => number }) {
   const routing: RoutingDoc | undefined = opts.routing ? { service: 'svc', weights: {}, pulled: [], updatedAt: new Date(0), ...opts.routing } : undefined;
   const ready = new Map<string, InstanceDoc[]>();
   for (const i of opts.ready ?? []) ready.set(i.version, [...(ready.get(i.version) ?? []), i]);
@@ -23,6 +23,7 @@ function decider(opts: { routing?: Partial<RoutingDoc>; ready?: InstanceDoc[]; s
     sessions: { get: async (id) => opts.sessions?.[id] },
     breaker,
     rand: opts.rand ?? (() => 0.5),
+    ...(opts.now ? { now: opts.now } : {}),
   });
 }
 
@@ -157,5 +158,44 @@ describe('Decider', () => {
     assert.ok(forced.kind === 'proxy' && forced.version === '2.0.0');
     const unknown = await d.decide({ ...init, forcedVersion: '9.9.9' });
     assert.ok(unknown.kind === 'reject' && unknown.status === 404);
+  });
+
+  test('an instance that refused a connection gets no new traffic for a while; a retry prefers the version it was sent to', async () => {
+    let now = 0;
+    const d = decider({ routing: canary, ready: pool, rand: () => 0.99, now: () => now });
+    const picks = async (facts: RequestFacts, n: number) => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const r = await d.decide(facts);
+        assert.ok(r.kind === 'proxy');
+        ids.push(r.instance.instanceId);
+      }
+      return ids;
+    };
+    d.noteRefused('a');
+    assert.deepEqual(await picks(init, 3), ['b', 'b', 'b']);
+    for (let k = 0; k < 20; k++) {
+      const keyed = await picks({ ...call(), generation: 'stateless', clientKey: `client:${k}` }, 1);
+      assert.notEqual(keyed[0], 'a', 'keyed clients move off the refusing instance too');
+    }
+    // Every instance of the stable version refused: a retry that prefers it goes to the canary instead.
+    d.noteRefused('b');
+    const retry = await d.decide({ ...init, preferVersion: '1.0.0' });
+    assert.ok(retry.kind === 'proxy' && retry.version === '2.0.0' && retry.instance.instanceId === 'c');
+    // The preferred version wins over the weights while it has a usable instance.
+    now += REFUSED_SKIP_MS;
+    const back = await d.decide({ ...init, preferVersion: '2.0.0' });
+    assert.ok(back.kind === 'proxy' && back.version === '2.0.0');
+    assert.deepEqual(new Set(await picks(init, 2)), new Set(['a', 'b']), 'the refusals are forgotten after REFUSED_SKIP_MS');
+    // All refused: still tried, rather than every request refused.
+    for (const id of ['a', 'b', 'c']) d.noteRefused(id);
+    assert.equal((await picks(init, 2)).length, 2);
+  });
+
+  test('a refused instance does not move sessions: requests bound to one still go to it', async () => {
+    const d = decider({ routing: canary, ready: pool, sessions: { s1: { service: 'svc', version: '1.0.0', instanceId: 'a' } } });
+    d.noteRefused('a');
+    const r = await d.decide(call('s1'));
+    assert.ok(r.kind === 'proxy' && r.instance.instanceId === 'a');
   });
 });
