@@ -59,14 +59,18 @@ export class SessionTable {
   async open(sessionId: string, route: SessionRoute): Promise<void> {
     this.remember(sessionId, { ...route, touchedAt: performance.now() });
     const now = new Date();
-    const write = this.store.sessions.updateOne(
-      { sessionId },
-      {
-        $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
-        $setOnInsert: { sessionId, createdAt: now },
-        $unset: { closedAt: '' },
-      },
-      { upsert: true },
+    // One write for the session and its negotiated version (the gateway holds the initialize
+    // answer for it): two writes to a new session collided on FerretDB under load.
+    const write = this.serially(sessionId, () =>
+      this.store.sessions.updateOne(
+        { sessionId },
+        {
+          $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
+          $setOnInsert: { sessionId, createdAt: now },
+          $unset: { closedAt: '' },
+        },
+        { upsert: true },
+      ),
     );
     await this.persist(write).catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session not saved to MongoDB; only this gateway knows it'));
   }
@@ -87,7 +91,10 @@ export class SessionTable {
     return route;
   }
 
-  /** Notes the negotiated protocol version, which decides whether JSON-RPC batches may pass. */
+  /**
+   * Notes the negotiated protocol version, which decides whether JSON-RPC batches may pass, when
+   * it came too late to be part of open().
+   */
   setProtocolVersion(sessionId: string, protocolVersion: string): void {
     const hit = this.memory.get(sessionId);
     if (hit) hit.protocolVersion = protocolVersion;

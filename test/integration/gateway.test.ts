@@ -446,6 +446,42 @@ describe('session-sticky weighted routing', GUARD, () => {
     assert.equal(perInstance('calc-2.0.0-a'), canary);
   });
 
+  test('a new session is recorded in one write holding the negotiated protocol version, before the client has its id', async () => {
+    // Two writes to a new session document collided on FerretDB under load (SQLITE_BUSY).
+    const writes: unknown[] = [];
+    const sessions = new Proxy(store.sessions, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop !== 'updateOne') return value.bind(target);
+        return (filter: { sessionId?: unknown }, ...rest: unknown[]) => {
+          writes.push(filter.sessionId);
+          return (value as (...a: unknown[]) => unknown).call(target, filter, ...rest);
+        };
+      },
+    });
+    const gateway = createGateway({ config, store: { ...store, sessions }, log });
+    const app = express();
+    app.use('/mcp', gateway.router);
+    const { server, port } = await listen(app);
+    cleanups.push(async () => {
+      await gateway.close();
+      await closeServer(server);
+    });
+    // streamy answers initialize as an SSE stream, the calculator as JSON.
+    for (const service of ['streamy', 'calc']) {
+      const res = await post(`http://127.0.0.1:${port}/mcp/${service}`, initializeMessage('2025-06-18'));
+      assert.equal(res.status, 200);
+      const sessionId = res.headers.get('mcp-session-id');
+      assert.ok(sessionId);
+      const doc = await store.sessions.findOne({ sessionId });
+      assert.equal(doc?.protocolVersion, '2025-06-18', `${service}: the version is saved when the client learns the id`);
+      const [init] = await responseMessages(res);
+      assert.equal((init?.result as { protocolVersion?: string } | undefined)?.protocolVersion, '2025-06-18', `${service}: the answer passed whole`);
+      assert.equal(writes.filter((w) => w === sessionId).length, 1, `${service}: one write for a new session`);
+    }
+  });
+
   test('one session stays on its version over 50 calls, and the capture hook sees every message both ways', async () => {
     await setRouting('calc', CANARY_90_10, A);
     const conn = await connect(A.url('calc'), { force: '2.0.0' });
