@@ -22,11 +22,21 @@ const KEEP = 300;
 const HISTORY_MS = 15 * 60_000;
 const RETRY_MS = 2_000;
 
+/** What a capture event says (api/gateway/capture/spill-events.ts, drops.ts): where, and how many messages. */
+function captureFigures(e: EventItem): string {
+  const d = e.details ?? {};
+  const where = d.host !== undefined ? ` on ${String(d.host)}/${String(d.pid)}` : '';
+  if (e.kind === 'capture.spilling') return `${where}: ${String(d.pending)} messages waiting on disk since ${time(String(d.since))}`;
+  if (e.kind === 'capture.recovered') return `${where}: ${String(d.spilled)} spilled from ${time(String(d.since))} to ${time(String(d.until))}, ${String(d.replayed)} replayed, ${String(d.dropped)} dropped`;
+  if (e.kind === 'capture.messages_dropped') return `: ${String(d.count)} messages dropped`;
+  return '';
+}
+
 function summary(e: EventItem): string {
   const d = e.details ?? {};
-  const reason = typeof d.reason === 'string' ? d.reason : Array.isArray(d.reasons) ? d.reasons.join('; ') : '';
+  const reason = typeof d.reason === 'string' ? d.reason : Array.isArray(d.reasons) ? d.reasons.join('; ') : typeof d.summary === 'string' ? d.summary : '';
   const weight = typeof d.weight === 'number' && /CANARY|WEIGHT|PROMOT/.test(e.kind) ? ` weight ${d.weight}%` : '';
-  return `${weight}${reason ? ` — ${reason}` : ''}`;
+  return `${weight}${e.kind.startsWith('capture.') ? captureFigures(e) : ''}${reason ? ` — ${reason}` : ''}`;
 }
 
 export class EventStream {
@@ -36,6 +46,10 @@ export class EventStream {
   private readonly serviceFilter = h('select', { id: 'filter-service', onchange: () => this.render() }, h('option', { value: '' }, 'all services'));
   private readonly kindFilter = h('select', { id: 'filter-kind', onchange: () => this.render() }, h('option', { value: '' }, 'all kinds'));
   private readonly status = h('span', { id: 'stream-status', class: 'stream-status', role: 'status' }, 'connecting');
+  /** The last time the stream was cut and resumed, so a person knows the page was not live meanwhile. */
+  private readonly note = h('p', { id: 'stream-note', class: 'stream-note', role: 'status', hidden: true });
+  private droppedAt: Date | undefined;
+  private drops = 0;
 
   constructor(
     root: HTMLElement,
@@ -44,6 +58,7 @@ export class EventStream {
     fill(
       root,
       h('h2', {}, 'Live events ', this.status),
+      this.note,
       h('div', { class: 'filters' }, h('label', { for: 'filter-service' }, 'Service'), this.serviceFilter, h('label', { for: 'filter-kind' }, 'Kind'), this.kindFilter),
       this.list,
     );
@@ -73,6 +88,7 @@ export class EventStream {
         const res = await fetch('/api/events/stream', { headers: headers({ accept: 'text/event-stream', ...(this.lastSeq ? { 'last-event-id': String(this.lastSeq) } : {}) }) });
         if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
         this.setStatus('live');
+        this.resumed();
         const parser = createParser({ onEvent: (msg) => this.receive(msg.data) });
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
@@ -83,9 +99,21 @@ export class EventStream {
       } catch {
         // Dropped or refused: try again after a pause, from the last event seen.
       }
+      this.droppedAt ??= new Date();
       this.setStatus('reconnecting');
+      this.note.hidden = false;
+      this.note.textContent = `disconnected since ${time(this.droppedAt)}; reconnecting from event #${this.lastSeq}`;
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }
+  }
+
+  private resumed(): void {
+    if (!this.droppedAt) return;
+    const now = new Date();
+    this.drops += 1;
+    this.note.dataset.drops = String(this.drops);
+    this.note.textContent = `disconnected from ${time(this.droppedAt)} to ${time(now)} (${Math.round((now.getTime() - this.droppedAt.getTime()) / 1000)} s); resumed after event #${this.lastSeq}, the events in between follow`;
+    this.droppedAt = undefined;
   }
 
   private setStatus(text: string): void {

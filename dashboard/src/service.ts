@@ -56,6 +56,24 @@ interface CompatMatrix {
 
 const columnName = (c: CompatMatrix['columns'][number]) => (c.kind === 'tool' ? `tool ${c.tool}` : `${c.clientName} ${c.clientVersion} (${c.protocolRevision})`);
 
+/** GET /api/services/<name>/replays: the newest reports, without their samples (compat/replay-types.ts ReplayReport). */
+interface ReplayList {
+  replays: {
+    replayId: string;
+    baseline: string;
+    candidate: string;
+    trigger: string;
+    status: string;
+    total: number;
+    done: number;
+    counts: { replayed: number; equal: number; noise: number; differs: number; breaks: number; skipped: number };
+    gate?: { decision: string; reasons: string[] };
+    startedAt: string;
+    durationMs?: number;
+    error?: string;
+  }[];
+}
+
 function table(label: string, head: string[], rows: (Node | string)[][]): HTMLElement {
   return h(
     'table',
@@ -105,6 +123,7 @@ export class ServicePage {
       h('section', { class: 'panel wide', 'aria-labelledby': 's-health' }, h('h3', { id: 's-health' }, 'Health per version (last 15 minutes)'), h('div', { class: 'charts' }, Object.values(this.charts).map((c) => c.figure))),
       section('versions', 'Versions'),
       section('compat', 'Compatibility matrix'),
+      section('replays', 'Replay reports'),
       section('transforms', 'Transforms'),
       section('runs', 'Runs'),
     );
@@ -117,12 +136,13 @@ export class ServicePage {
 
   async refresh(): Promise<void> {
     const name = encodeURIComponent(this.service);
-    const [info, deployment, routing, board, compat] = await Promise.all([
+    const [info, deployment, routing, board, compat, replays] = await Promise.all([
       get<ServiceInfo>(`/api/services/${name}`),
       getOptional<Deployment>(`/api/services/${name}/deployment`),
       get<Routing>(`/api/routing/${name}`),
       get<Board>(`/api/services/${name}/dashboard`),
       getOptional<CompatMatrix>(`/api/services/${name}/compatibility`),
+      getOptional<ReplayList>(`/api/services/${name}/replays?limit=10`),
     ]);
     if (!this.root.isConnected) return;
     this.renderDeployment(deployment, board);
@@ -131,6 +151,7 @@ export class ServicePage {
     this.renderCharts(board);
     this.renderVersions(info);
     this.renderCompat(compat);
+    this.renderReplays(replays);
     this.renderTransforms(board);
     this.renderRuns(board);
   }
@@ -299,6 +320,30 @@ export class ServicePage {
             return cells.length ? h('span', {}, cells.map((cell) => h('span', { class: `cell ${cell.status}` }, `${cell.source}: ${cell.status} `))) : '—';
           }),
         ]),
+      ),
+    );
+  }
+
+  private renderReplays(list: ReplayList | null): void {
+    if (!list) return fill(this.el.replays!, h('p', { class: 'empty' }, 'replay reports not available'));
+    if (list.replays.length === 0) return fill(this.el.replays!, h('p', { class: 'empty' }, 'no replays yet'));
+    fill(
+      this.el.replays!,
+      table(
+        'Replay reports',
+        ['Started', 'Baseline → candidate', 'Trigger', 'Status', 'Progress', 'Outcomes', 'Gate'],
+        list.replays.map((r) => {
+          const c = r.counts;
+          return [
+            time(r.startedAt),
+            `${r.baseline} → ${r.candidate}`,
+            r.trigger,
+            `${r.status}${r.durationMs !== undefined ? ` in ${(r.durationMs / 1000).toFixed(1)} s` : ''}${r.error ? `: ${r.error}` : ''}`,
+            `${r.done}/${r.total}`,
+            `${c.equal} equal, ${c.noise} noise, ${c.differs} differ, ${c.breaks} break, ${c.skipped} skipped`,
+            r.gate ? `${r.gate.decision}${r.gate.reasons.length ? `: ${r.gate.reasons.join('; ')}` : ''}` : '—',
+          ];
+        }),
       ),
     );
   }

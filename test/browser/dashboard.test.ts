@@ -11,6 +11,11 @@ import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { Client, Connection } from '@temporalio/client';
+import { startApi } from '../../api/server.ts';
+import { RECOVERED_EVENT_KIND, SPILLING_EVENT_KIND } from '../../api/gateway/capture/spill-events.ts';
+import { SYSTEM_SERVICE } from '../../alerts/types.ts';
+import type { Config } from '../../core/config.ts';
 import { createLogger } from '../../core/log.ts';
 import type { EventDoc } from '../../core/documents.ts';
 import { startSystem, type System } from '../../cli/system.ts';
@@ -39,6 +44,9 @@ const OPTIONAL_ENDPOINTS = [/\/api\/alerts$/, /\/api\/services\/[^/]+\/compatibi
 /** Failed requests a test provokes on purpose (Chrome logs every HTTP error as a console error). */
 const provoked: RegExp[] = [];
 
+let config: Config;
+/** The restarted API's Temporal connection (the first API's is the system's). */
+let restarted: Connection | undefined;
 let system: System;
 let base: string;
 let dir: string;
@@ -82,9 +90,11 @@ async function refreshed(): Promise<void> {
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install chromium (or set MCPSHIP_CHROMIUM)`);
   assert.ok(existsSync(path.join(repoRoot, 'dashboard', 'dist', 'index.html')), 'the dashboard is not built: run bash tools/setup.sh');
-  const config = testConfig({
+  config = testConfig({
     MCPSHIP_API_PORT: String(await freePort()),
     MCPSHIP_DEBOUNCE_MS: '100',
+    // The stream test waits for an alert the evaluator raises.
+    MCPSHIP_ALERTS_INTERVAL_SEC: '2',
     MCPSHIP_DRAIN_MS: '500',
     ...(stackAddresses().temporalUiUrl ? { MCPSHIP_TEMPORAL_UI_URL: stackAddresses().temporalUiUrl } : {}),
   });
@@ -115,6 +125,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await system?.stop();
+  await restarted?.close();
 });
 
 test('the overview loads with no console error and shows the three panels and the service', async () => {
@@ -249,5 +260,64 @@ test('after the rollout: controls are disabled with the reason, have accessible 
   }
   assert.match((await page.getByRole('region', { name: 'Compatibility matrix' }).textContent()) ?? '', /compatibility matrix not available|no compatibility results yet|Version/);
   await screenshot('service');
+  assert.deepEqual(consoleErrors, []);
+});
+
+test('the live stream survives the API going away: the page says it was cut, then shows every event of the meantime once (Last-Event-ID)', async () => {
+  await page.goto(`${base}/`);
+  await page.locator('#stream-status[data-state="live"]').waitFor({ timeout: 60_000 });
+  const from = await system.events.lastSeq();
+  await page.locator(`#event-list li[data-seq="${from}"]`).waitFor({ timeout: 60_000 });
+  // While the API is away every request of the page fails, and Chrome logs each one.
+  provoked.push(/./);
+  const stoppedAt = new Date();
+  await system.api!.close();
+  await page.locator('#stream-status[data-state="reconnecting"]').waitFor({ timeout: 60_000 });
+  const cut = /^disconnected since .+; reconnecting from event #(\d+)$/.exec((await page.locator('#stream-note').textContent()) ?? '');
+  assert.ok(cut && Number(cut[1]) >= from, `the page says it is cut off, and from where: ${cut?.[0]}`);
+
+  // Meanwhile: a gateway's capture spills and recovers (the events as api/gateway/capture/spill-events.ts
+  // writes them), and the worker's evaluator raises the captureSpilling alert on them.
+  const gateway = { writer: 'browser1', host: 'node-a', pid: 4242 };
+  const spilling = await system.events.append({ service: SYSTEM_SERVICE, kind: SPILLING_EVENT_KIND, status: 'failed', details: { ...gateway, since: stoppedAt.toISOString(), reason: 'MongoDB unavailable', pending: 120, spillBytes: 40_960 } });
+  await system.events.append({
+    service: SYSTEM_SERVICE,
+    kind: RECOVERED_EVENT_KIND,
+    status: 'ok',
+    details: { ...gateway, since: stoppedAt.toISOString(), until: new Date().toISOString(), durationMs: Date.now() - stoppedAt.getTime(), spilled: 120, replayed: 120, dropped: 0 },
+  });
+  const firing = await waitFor('the captureSpilling alert to fire', async () => (await system.events.list({ service: SYSTEM_SERVICE, kind: 'ALERT_FIRING', afterSeq: from })).find((e) => e.details?.rule === 'captureSpilling'), 120_000, 250);
+
+  restarted = await Connection.connect({ address: system.stack.temporalAddress });
+  system.api = await startApi({
+    config,
+    store: system.store,
+    events: system.events,
+    log: createLogger('warn'),
+    temporalAddress: system.stack.temporalAddress,
+    ...(system.stack.temporalUiUrl ? { temporalUiUrl: system.stack.temporalUiUrl } : {}),
+    temporal: new Client({ connection: restarted, namespace: config.temporal.namespace }),
+  });
+  assert.equal(system.api.url, base, 'the same port');
+  await page.locator('#stream-status[data-state="live"]').waitFor({ timeout: 60_000 });
+  await page.locator('#stream-note[data-drops="1"]').waitFor({ timeout: 60_000 });
+  assert.match((await page.locator('#stream-note').textContent()) ?? '', new RegExp(`^disconnected from .+ to .+ \\(\\d+ s\\); resumed after event #${cut[1]}, `));
+  await page.locator(`#event-list li[data-seq="${firing.seq}"]`).waitFor({ timeout: 60_000 });
+  provoked.pop();
+
+  const stored = (await system.events.list({ afterSeq: from, limit: 500 })).filter((e) => e.seq <= firing.seq);
+  const shown = await page.$$eval('#event-list li', (items) => items.map((li) => Number((li as HTMLElement).dataset.seq)));
+  assert.equal(new Set(shown).size, shown.length, 'no event shown twice');
+  assert.deepEqual(
+    shown.filter((seq) => seq > from && seq <= firing.seq).sort((a, b) => a - b),
+    stored.map((e) => e.seq),
+    'every event of the meantime, in the list once',
+  );
+  assert.match(
+    (await page.locator(`#event-list li[data-seq="${spilling.seq}"]`).textContent()) ?? '',
+    /capture\.spilling mcpship on node-a\/4242: 120 messages waiting on disk since .+ — MongoDB unavailable/,
+  );
+  await page.getByRole('region', { name: 'Alerts' }).getByText(/firing mcpship captureSpilling: capture spilled on node-a\/4242 from .+: 120 messages, 120 replayed, 0 dropped/).waitFor({ timeout: 60_000 });
+  await screenshot('overview-after-reconnect');
   assert.deepEqual(consoleErrors, []);
 });
