@@ -31,6 +31,7 @@ import { clientKey, CLIENT_HEADER } from './client-key.ts';
 import { Decider, SESSION_NOT_FOUND, type BreakerView, type Decision, type RequestFacts } from './decide.ts';
 import { jsonArrayItems } from './json-text.ts';
 import { protocolFacts } from './protocol-generation.ts';
+import { holdUntilAnswered, release, type Held } from './hold-answer.ts';
 import { DEFAULT_TAP_MAX_BYTES, ResponseTap } from './response-tap.ts';
 import { PIN_HEADER, type Pinning, type PinnedExchange } from './pinning.ts';
 import { RoutingCache, type RoutingCacheOptions } from './routing-cache.ts';
@@ -285,13 +286,43 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const ok = status >= 200 && status < 300;
     const returnedId = typeof proxyRes.headers['mcp-session-id'] === 'string' ? proxyRes.headers['mcp-session-id'] : undefined;
     const { service, version, instanceId } = ex.ctx;
+    const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
+    let negotiated: string | undefined;
+    let sessionSaved = false;
+    const tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
+      if (initId !== undefined && msg.id === initId) {
+        const answered = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
+        if (typeof answered === 'string') {
+          negotiated = answered;
+          ex.ctx.protocolRevision = answered;
+          // Came after the session was recorded (an answer longer than the hold): its own write.
+          if (sessionSaved && ex.ctx.sessionId) sessions.setProtocolVersion(ex.ctx.sessionId, answered);
+        }
+      }
+      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
+    });
+    const onChunk = (chunk: Buffer) => {
+      armTimer(ex, res);
+      if (tap) safely('tap', () => tap.write(chunk));
+    };
+    let held: Held | undefined;
     if (ex.opensSession && ok) {
       decider.noteSessionMode(service, version, returnedId ? 'stateful' : 'stateless');
       if (returnedId) {
         ex.ctx.sessionId = returnedId;
         if (ex.ctx.clientName !== undefined) clientInfos.remember(returnedId, { clientName: ex.ctx.clientName, ...optional('clientVersion', ex.ctx.clientVersion) });
+        // The client's messages go first: the server's are reported as the held answer is read.
+        reportClientMessages(ex);
+        ex.tap = tap;
+        // One write with the negotiated version in it (hold-answer.ts).
+        if (tap && initId !== undefined && initId !== null) held = await holdUntilAnswered(proxyRes, tap, initId, onChunk);
+        if (held?.failed || res.destroyed || ex.timedOut) {
+          if (!ex.timedOut && !res.writableEnded) res.destroy();
+          return;
+        }
         // Before the client learns the id, so that its next request finds it on any gateway.
-        await sessions.open(returnedId, { service, version, instanceId });
+        await sessions.open(returnedId, { service, version, instanceId, ...optional('protocolVersion', negotiated) });
+        sessionSaved = true;
       }
     }
     const sessionId = ex.ctx.sessionId;
@@ -304,37 +335,27 @@ export function createGateway(deps: GatewayDeps): Gateway {
       proxyRes.destroy();
       return;
     }
-    const initId = ex.opensSession ? ex.classified[0]?.id : undefined;
-    ex.tap = ResponseTap.for(proxyRes.headers['content-type'], (msg, transport, size, raw) => {
-      if (initId !== undefined && msg.id === initId) {
-        const negotiated = (msg.result as { protocolVersion?: unknown } | undefined)?.protocolVersion;
-        if (typeof negotiated === 'string') {
-          ex.ctx.protocolRevision = negotiated;
-          if (ex.ctx.sessionId) sessions.setProtocolVersion(ex.ctx.sessionId, negotiated);
-        }
-      }
-      if (observer) safely('message', () => observer.message(ex.ctx, 'server_to_client', msg, transport, size, raw));
-    });
-    if (ex.tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
-      ex.capper = new TtlCapper({ transport: ex.tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
+    ex.tap = tap;
+    if (tap && ex.ttlCapMs !== undefined && ex.cacheableIds.size > 0) {
+      ex.capper = new TtlCapper({ transport: tap.transport, ids: ex.cacheableIds, capMs: ex.ttlCapMs, maxBytes: DEFAULT_TAP_MAX_BYTES });
     }
     ex.rewriter = ex.pin?.rewriter(proxyRes.headers['content-type']);
     writeHead(ex, proxyRes, req, res);
-    proxyRes.on('data', (chunk: Buffer) => {
-      armTimer(ex, res);
-      if (ex.tap) safely('tap', () => ex.tap!.write(chunk));
-    });
-    proxyRes.on('end', () => {
-      clearTimeout(ex.timer);
-      if (ex.tap) safely('tap', () => ex.tap!.end());
-    });
+    if (held?.ended) clearTimeout(ex.timer);
+    else {
+      proxyRes.on('data', onChunk);
+      proxyRes.on('end', () => {
+        clearTimeout(ex.timer);
+        if (tap) safely('tap', () => tap.end());
+      });
+    }
     // The instance died mid-response: end the client's stream too (an SSE client resumes with Last-Event-ID).
     proxyRes.on('error', () => {
       if (!ex.timedOut && !res.writableEnded) res.destroy();
     });
     // The tap reads what the instance sent (capture keeps the server's own words); the client gets
     // the capped copy, in its pinned version's shapes.
-    let out: NodeJS.ReadableStream = proxyRes;
+    let out: NodeJS.ReadableStream = held ? release(proxyRes, held) : proxyRes;
     for (const stage of [ex.capper, ex.rewriter]) {
       if (!stage) continue;
       stage.on('error', () => res.destroy());
