@@ -3,7 +3,7 @@
  * context, passed through or made here and forwarded so the server's spans join the client's
  * trace, and the client's clientInfo, remembered per session (only initialize carries it there).
  */
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { JsonRpcMessage } from '../../core/routing.ts';
 import { CLIENT_INFO_META_KEY, requestMeta } from './protocol-generation.ts';
 
@@ -20,8 +20,28 @@ export interface TraceContext {
 export function traceContext(given: string | undefined): TraceContext {
   const m = given ? TRACEPARENT.exec(given.trim().toLowerCase()) : null;
   if (m && m[1] !== 'ff' && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) return { traceId: m[2]!, traceparent: given!.trim(), generated: false };
-  const traceId = randomBytes(16).toString('hex');
-  return { traceId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`, generated: true };
+  const ids = randomIds();
+  const traceId = ids.slice(0, 32);
+  return { traceId, traceparent: `00-${traceId}-${ids.slice(32)}-01`, generated: true };
+}
+
+/**
+ * Random bytes for ids, drawn from the kernel a pool at a time: two randomBytes calls per request
+ * were 2 % of the gateway's CPU in the profile (each a system call).
+ */
+const ID_BYTES = 24;
+const pool = Buffer.alloc(ID_BYTES * 256);
+let poolAt = pool.length;
+
+/** 48 hex digits: a trace id (32) and a span id (16). */
+function randomIds(): string {
+  if (poolAt + ID_BYTES > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const hex = pool.toString('hex', poolAt, poolAt + ID_BYTES);
+  poolAt += ID_BYTES;
+  return hex;
 }
 
 export interface ClientInfo {

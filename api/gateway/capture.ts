@@ -33,7 +33,11 @@ export interface CaptureWriterOptions {
   redact?: readonly string[];
   /** Documents per insertMany. */
   batchSize?: number;
-  /** How often the buffer is written when it does not fill a batch first. */
+  /**
+   * How often the buffer is written when it does not fill a batch first. Longer windows mean
+   * larger insertMany batches, which FerretDB stores for less per message (docs/performance.md);
+   * the journal, not the window, is what keeps messages safe from a crash.
+   */
   flushIntervalMs?: number;
   /** Bounds of the in-memory buffer; beyond them the buffer is let go to the spill (the journal keeps it). */
   maxBufferedMessages?: number;
@@ -107,7 +111,7 @@ export class CaptureWriter implements TrafficObserver {
       maxPayloadBytes: 64 * 1024,
       redact: [],
       batchSize: 500,
-      flushIntervalMs: 200,
+      flushIntervalMs: 1_000,
       maxBufferedMessages: 10_000,
       maxBufferedBytes: 32 * 1024 * 1024,
       retryMs: 1_000,
