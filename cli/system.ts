@@ -50,7 +50,7 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const system: System = { stack, store, events, stop };
     if (parts.runner ?? parts.worker) {
-      const runner = new Runner({ config, store, events, log: log.child({ component: 'runner' }) });
+      const runner = new Runner({ config, store, mongoUri: stack.mongoUri, events, log: log.child({ component: 'runner' }) });
       await runner.start();
       cleanups.push(() => runner.stop());
     }

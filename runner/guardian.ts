@@ -2,14 +2,22 @@
  * Keeps the promise "no orphan processes" when the runner itself dies without stop(): instances
  * are detached process groups (so that they can be signalled as a whole), and detached groups do
  * not die with their parent. The guardian (guardian-main.ts) is told about every group and ends
- * the ones left when its pipe from the runner closes.
+ * the ones left when its pipe from the runner closes; told the node's lease, it ends that too, so
+ * that the node's slots are re-placed at once rather than when the lease lapses.
  */
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from '../core/log.ts';
+import type { LeaseHolder } from './node.ts';
 
 const GUARDIAN_MAIN = fileURLToPath(new URL('./guardian-main.ts', import.meta.url));
 const TSX_LOADER = import.meta.resolve('tsx');
+
+/** The node lease the guardian ends when the runner dies, and the database it is kept in. */
+export interface GuardedLease extends LeaseHolder {
+  uri: string;
+  database: string;
+}
 
 export interface Guard {
   add(pgid: number): void;
@@ -22,7 +30,7 @@ export class Guardian implements Guard {
   constructor(private readonly log: Logger) {}
 
   /** Starts the guardian process; an instance started before this is not guarded. */
-  start(graceMs: number): void {
+  start(graceMs: number, lease: GuardedLease): void {
     const child = execa(process.execPath, ['--import', TSX_LOADER, GUARDIAN_MAIN, String(graceMs)], {
       detached: true,
       cleanup: false,
@@ -33,6 +41,8 @@ export class Guardian implements Guard {
     });
     this.child = child;
     child.stdin?.on('error', () => {});
+    // On the pipe rather than the command line: the URI may hold a password, and ps shows arguments.
+    child.stdin?.write(`=${JSON.stringify(lease)}\n`);
     void child.then((result) => {
       if (this.child !== child) return; // ended by stop(), as it should
       this.child = undefined;
@@ -48,12 +58,12 @@ export class Guardian implements Guard {
     this.child?.stdin?.write(`-${pgid}\n`);
   }
 
-  /** Closing its stdin is the "runner gone" signal; with nothing listed the guardian just exits. */
+  /** Closing its stdin is the "runner gone" signal; after the runner's own stop (the lease ended, nothing listed) the guardian just exits. */
   async stop(): Promise<void> {
     const child = this.child;
     this.child = undefined;
     if (!child) return;
-    child.stdin?.end();
+    child.stdin?.end('=\n');
     await child;
   }
 }

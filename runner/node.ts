@@ -19,10 +19,28 @@ export function nodeIdFor(config: Config): string {
   return cleaned || 'node';
 }
 
-export class NodeLease {
+/** Who holds a node: what ending its lease from outside the runner (its guardian) needs. */
+export interface LeaseHolder {
+  nodeId: string;
+  incarnation: string;
+}
+
+/**
+ * Ends the node's lease and releases its placements, so that live nodes take its slots at their
+ * next pass and gateways stop routing to it, without waiting for the lease to lapse. Nothing is
+ * done when another runner has taken the node over since (it holds the placements now).
+ */
+export async function endLease(store: Pick<Store, 'nodes' | 'placements'>, holder: LeaseHolder): Promise<boolean> {
+  const ended = await store.nodes.updateOne({ nodeId: holder.nodeId, incarnation: holder.incarnation }, { $set: { leaseUntil: new Date(0) } });
+  if (ended.matchedCount === 0) return false;
+  await store.placements.deleteMany({ nodeId: holder.nodeId });
+  return true;
+}
+
+export class NodeLease implements LeaseHolder {
   readonly nodeId: string;
   readonly host: string;
-  private readonly incarnation = randomUUID();
+  readonly incarnation = randomUUID();
   private timer: NodeJS.Timeout | undefined;
   /** Another runner registered under this node id since: this one must run nothing. */
   lost = false;
@@ -65,10 +83,10 @@ export class NodeLease {
     }
   }
 
-  /** Ends the lease at once, so that the other nodes take this node's slots without waiting for it to expire. */
+  /** Ends the lease at once and releases the placements, so that the other nodes take this node's slots without waiting for it to expire. */
   async expire(): Promise<void> {
     clearInterval(this.timer);
-    await this.store.nodes.updateOne({ nodeId: this.nodeId, incarnation: this.incarnation }, { $set: { leaseUntil: new Date(0) } });
+    await endLease(this.store, this);
   }
 
   async remove(): Promise<void> {

@@ -44,6 +44,8 @@ export const DEFAULT_RUNNER_OPTIONS: Readonly<RunnerOptions> = Object.freeze({
 export interface RunnerDeps {
   config: Config;
   store: Store;
+  /** The store's URI and config.mongo.database: the guardian connects with them to end the lease of a runner that died. */
+  mongoUri: string;
   events: EventStore;
   log: Logger;
   options?: Partial<RunnerOptions>;
@@ -102,7 +104,7 @@ export class Runner {
     if (this.stopping) throw new Error('a stopped Runner cannot be started again; create a new one');
     await this.node.register();
     this.started = true;
-    this.guardian.start(this.settings.killGraceMs);
+    this.guardian.start(this.settings.killGraceMs, { uri: this.deps.mongoUri, database: this.deps.config.mongo.database, nodeId: this.node.nodeId, incarnation: this.node.incarnation });
     process.on('exit', this.killAll);
     try {
       const reaped = await reapLeftovers(this.deps.store, this.node.nodeId, this.settings.killGraceMs, this.deps.log);
@@ -255,10 +257,7 @@ export class Runner {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.timer);
-    if (this.started) {
-      await this.node.expire().catch((err: Error) => this.deps.log.warn({ err }, 'node lease not ended'));
-      await this.deps.store.placements.deleteMany({ nodeId: this.node.nodeId }).catch((err: Error) => this.deps.log.warn({ err }, 'placements not released'));
-    }
+    if (this.started) await this.node.expire().catch((err: Error) => this.deps.log.warn({ err }, 'node lease not ended'));
     // A pass under way may still start instances; one more pass (with stopping set) stops them all.
     await this.reconcileNow().catch(() => {});
     await Promise.all([...this.pools.values()].flatMap((pool) => [...pool.instances.values()].map((i) => i.stop('runner stopping'))));

@@ -2,13 +2,16 @@
  * Beyond one machine, on one machine: two runner nodes (`mcpship runner`, advertising 127.0.0.2 and
  * 127.0.0.3), two gateways (`mcpship api`), a worker without a runner, one Temporal and one FerretDB.
  * A service is deployed, rolled out and rolled back under live MCP traffic through both gateways;
- * then one node is killed outright and its instances must be re-placed on the other while traffic
- * goes on. The figures (failed calls, time to re-place) are printed.
+ * a session opened through one gateway goes on through the other; then one node is killed outright
+ * and its instances must be re-placed on the other while traffic goes on. The figures (failed
+ * calls, time to re-place, calls of a shared session) are printed.
  */
 import assert from 'node:assert/strict';
 import { cp, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { ResultPromise } from 'execa';
 import { startSystem, type System } from '../../cli/system.ts';
 import type { Config } from '../../core/config.ts';
@@ -125,6 +128,35 @@ test('a rollout and a rollback under live traffic through both gateways lose no 
   for (const r of reports) assert.equal(r.failed, 0, `client errors: ${r.errors.join(' | ')}`);
 });
 
+test('a session opened through one gateway goes on through the other, and ends for both', async () => {
+  const endpoint = (i: number) => new URL(`${gateway(i)}/mcp/${SERVICE}`);
+  const opener = new StreamableHTTPClientTransport(endpoint(0));
+  const viaZero = new Client({ name: 'shared-session', version: '1.0.0' });
+  await viaZero.connect(opener);
+  const sessionId = opener.sessionId;
+  assert.ok(sessionId, 'the server gave the session an id');
+  // The same session, a transport of its own, the other gateway: the SDK reconnects without initialize.
+  const joiner = new StreamableHTTPClientTransport(endpoint(1), { sessionId });
+  joiner.setProtocolVersion(opener.protocolVersion!);
+  const viaOne = new Client({ name: 'shared-session', version: '1.0.0' });
+  await viaOne.connect(joiner);
+  const calls = 20;
+  const took: number[][] = [[], []];
+  for (let n = 0; n < calls; n++) {
+    const i = n % 2;
+    const startedAt = performance.now();
+    const result = await [viaZero, viaOne][i]!.callTool({ name: 'add', arguments: { a: n, b: 1 } });
+    took[i]!.push(performance.now() - startedAt);
+    assert.deepEqual(result.structuredContent, { result: n + 1 }, `call ${n} through gateway ${i}`);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`shared session: ${calls} of ${calls} calls alternating between the two gateways answered on one session; median ${took.map((t, i) => `gateway ${i} ${median(t).toFixed(1)} ms`).join(', ')}`);
+  // Ended through gateway 1: gateway 0 knows at once, from MongoDB.
+  await joiner.terminateSession();
+  await assert.rejects(viaZero.callTool({ name: 'add', arguments: { a: 1, b: 1 } }), (err) => err instanceof StreamableHTTPError && err.code === 404);
+  await Promise.all([viaZero.close(), viaOne.close()]);
+});
+
 test("a killed node's instances are re-placed on the live node, and traffic goes on", async () => {
   const traffic = trafficOnBoth();
   await waitLong('traffic on both gateways', async () => traffic.every((t) => t.report.ok > 5));
@@ -142,15 +174,17 @@ test("a killed node's instances are re-placed on the live node, and traffic goes
   const reports = await stopAll(traffic);
   const failed = reports.reduce((sum, r) => sum + r.failed, 0);
   console.log(
-    `node killed: instances re-placed in ${Math.round(replacedMs)} ms (lease ${LEASE_MS} ms); ` +
+    `node killed: instances re-placed in ${Math.round(replacedMs)} ms (lease ${LEASE_MS} ms; ${failedAtReplace} calls failed until then); ` +
       reports.map((r, i) => `gateway ${i}: ${r.ok} ok, ${r.failed} failed, ${r.reinitialized} sessions re-opened after 404`).join('; ') +
       (failed ? `; errors: ${reports.flatMap((r) => r.errors).slice(0, 5).join(' | ')}` : ''),
   );
   assert.equal(await worker.store.instances.countDocuments({ nodeId: 'node-b', state: { $ne: 'stopped' } }), 0, "the dead node's instances are marked stopped");
   assert.equal(await worker.store.placements.countDocuments({ nodeId: 'node-b' }), 0);
-  // Calls in flight on the killed node are dropped (502, ECONNRESET), and until its lease lapses
-  // gateways still send new sessions there (502, ECONNREFUSED); once its instances are back on the
-  // live node, no call may fail.
+  // Ended by the dead runner's guardian, not lapsed: that is what makes the re-placement prompt.
+  assert.equal((await worker.store.nodes.findOne({ nodeId: 'node-b' }))?.leaseUntil.getTime(), 0, "node-b's lease was ended by its guardian");
+  // Calls in flight on the killed node are dropped (502, ECONNRESET). A new session the dead node
+  // refuses is opened on the live one by the gateway, and its sessions hear 404 and start over;
+  // once its instances are back on the live node, no call may fail.
   assert.equal(failed - failedAtReplace, 0, 'calls failed after the re-placement');
-  for (const error of reports.flatMap((r) => r.errors)) assert.match(error, /did not answer \(ECONN(REFUSED|RESET)\)/, 'a failure other than the dead node refusing or dropping a call');
+  for (const error of reports.flatMap((r) => r.errors)) assert.match(error, /did not answer \(ECONNRESET\)/, 'a failure other than a call in flight on the dead node');
 });

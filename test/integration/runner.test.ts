@@ -67,6 +67,7 @@ function newRunner(): Runner {
   const created = new Runner({
     config,
     store,
+    mongoUri: stackAddresses().mongoUri,
     events,
     log,
     options: { pollMs: 200, probeIntervalMs: 100, killGraceMs: 3_000, backoff: { baseMs: 200, maxMs: 2_000, factor: 2, jitter: 0.2 } },
@@ -372,7 +373,7 @@ describe('runner', GUARD, () => {
     assert.ok(stopped.some((e) => e.details?.reason === 'runner stopping'));
   });
 
-  test('a runner killed outright (SIGKILL) leaves no process: its guardian ends the instances', async () => {
+  test('a runner killed outright (SIGKILL) leaves no process: its guardian ends the instances, and the node lease at once', async () => {
     const database = `${config.mongo.database}_killed`;
     const other = await connectStore(stackAddresses().mongoUri, database);
     try {
@@ -393,9 +394,12 @@ describe('runner', GUARD, () => {
       const pids = ready.map((d) => d.pid!);
       pids.forEach((pid) => groups.add(pid));
       assert.ok(membersOfGroups(pids).length >= 2);
+      assert.equal(await other.placements.countDocuments({}), 2);
       child.kill('SIGKILL');
       await child;
       await waitFor('no process of the killed runner’s instances', async () => membersOfGroups(pids).length === 0);
+      // Ended (the epoch), not lapsing: live nodes re-place its slots at their next pass.
+      await waitFor('the lease ended and the placements released', async () => (await other.nodes.findOne({}))?.leaseUntil.getTime() === 0 && (await other.placements.countDocuments({})) === 0);
     } finally {
       await other.db.dropDatabase().catch(() => {});
       await other.close();
