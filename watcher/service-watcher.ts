@@ -31,6 +31,22 @@ export interface ServiceWatcherOptions {
   onServiceRemoved?: Callback<string>;
   /** Last hash already handled per service (from MongoDB): an unchanged service is not re-reported at start. */
   knownHashes?: ReadonlyMap<string, string>;
+  /** Waits between attempts to deliver a change onChange rejected: doubling from firstMs, never above maxMs. */
+  retry?: { firstMs: number; maxMs: number };
+}
+
+/** Temporal restarts in seconds; a developer waiting for a validation should not wait much longer than that. */
+const DEFAULT_RETRY = { firstMs: 500, maxMs: 15_000 };
+
+/** Capped exponential backoff: the wait before the next attempt after `failures` failed ones in a row. */
+export function retryDelayMs(failures: number, { firstMs, maxMs } = DEFAULT_RETRY): number {
+  return Math.min(maxMs, firstMs * 2 ** Math.max(0, failures - 1));
+}
+
+interface Undelivered {
+  change: ServiceChange;
+  /** Failed attempts in a row, across newer changes that superseded older ones: the outage goes on. */
+  failures: number;
 }
 
 interface ServiceState {
@@ -44,6 +60,8 @@ interface ServiceState {
   /** Hashing and every callback of one service run in order on this chain, so signals never overtake each other. */
   chain: Promise<void>;
   gone: boolean;
+  /** The newest change onChange rejected; retried (timer) until delivered, superseded or closed. */
+  undelivered: Undelivered | undefined;
 }
 
 const FILE_EVENTS = new Set(['add', 'change', 'unlink']);
@@ -78,13 +96,15 @@ export class ServiceWatcher {
   }
 
   /**
-   * Paths of a service seen since its last check whose debounce is still running (sorted); [] when
-   * no change is waiting. Lets a caller act while a change is pending instead of guessing how long
-   * the file events take to arrive.
+   * Paths of a service whose change is not delivered yet (sorted): seen since its last check while
+   * the debounce runs, or of a change onChange rejected that is being retried; [] when nothing
+   * waits. Lets a caller act while a change is pending instead of guessing how long the file events
+   * take to arrive.
    */
   pending(service: string): string[] {
     const state = this.#services.get(service);
-    return state?.timer ? [...state.pending].sort() : [];
+    if (!state || (!state.timer && !state.undelivered)) return [];
+    return [...new Set([...state.pending, ...(state.undelivered?.change.changedPaths ?? [])])].sort();
   }
 
   async close(): Promise<void> {
@@ -98,6 +118,10 @@ export class ServiceWatcher {
     await this.#watcher?.close();
     await this.#ready.catch(() => undefined);
     while (this.#tasks.size > 0) await Promise.all([...this.#tasks]);
+    for (const state of this.#services.values()) {
+      // Not lost: the delivered hash (knownHashes) differs from the folder, so the next start reports it.
+      if (state.undelivered) this.#opts.log.warn({ service: state.name, hash: state.undelivered.change.hash }, 'watcher closed with a change still undelivered');
+    }
   }
 
   async #start(): Promise<void> {
@@ -196,6 +220,7 @@ export class ServiceWatcher {
       files: new Set(),
       chain: Promise.resolve(),
       gone: false,
+      undelivered: undefined,
     };
     this.#services.set(name, state);
     this.#opts.log.info({ service: name }, 'service found');
@@ -211,16 +236,27 @@ export class ServiceWatcher {
     state.gone = true;
     clearTimeout(state.timer);
     state.timer = undefined;
+    state.undelivered = undefined;
     this.#opts.log.info({ service: name }, 'service removed');
     this.#enqueue(state, () => this.#opts.onServiceRemoved?.(name));
   }
 
-  #schedule(state: ServiceState): void {
+  /** A save (re)starts the debounce; it also replaces a waiting retry, whose check it will do. */
+  #schedule(state: ServiceState, delayMs = this.#opts.debounceMs): void {
     clearTimeout(state.timer);
     state.timer = setTimeout(() => {
       state.timer = undefined;
       void this.#enqueue(state, () => this.#check(state));
-    }, this.#opts.debounceMs);
+    }, delayMs);
+  }
+
+  /**
+   * The retry is a check like any other, so it delivers the newest content of the folder; a save
+   * while it waits supersedes it through the debounce, which also keeps a running debounce here.
+   */
+  #retryLater(state: ServiceState): void {
+    if (!state.undelivered || state.timer || state.gone || this.#closed) return;
+    this.#schedule(state, retryDelayMs(state.undelivered.failures, this.#opts.retry));
   }
 
   #enqueue(state: ServiceState, task: () => unknown): Promise<void> {
@@ -250,18 +286,23 @@ export class ServiceWatcher {
       // Usually the folder (or part of it) vanished mid-hash; the removal's own event follows.
       for (const p of paths) state.pending.add(p);
       this.#opts.log.warn({ err, service: state.name }, 'service folder could not be hashed');
+      this.#retryLater(state);
       return;
     }
     if (state.gone || this.#closed) return;
     const previous = state.files;
     const current = new Set(tree.files);
     state.files = current;
+    const undelivered = state.undelivered;
     if (tree.hash === state.hash) {
+      // Also ends a retry: the folder is back to what was delivered last, so nothing is missing.
+      state.undelivered = undefined;
       this.#opts.log.debug({ service: state.name, hash: tree.hash }, 'content unchanged');
       return;
     }
     if (current.size === 0) {
       // A just-created folder has nothing to validate yet; its first file triggers the change.
+      state.undelivered = undefined;
       this.#opts.log.debug({ service: state.name }, 'service folder has no source files');
       return;
     }
@@ -273,24 +314,32 @@ export class ServiceWatcher {
     for (const f of previous) if (!current.has(f)) changed.add(f);
     const before = state.hash;
     state.hash = tree.hash;
+    const retry = undelivered?.change.hash === tree.hash;
     const change: ServiceChange = {
       service: state.name,
       hash: tree.hash,
       changedPaths: [...changed].sort(),
-      at: new Date().toISOString(),
+      // A retry of the same content keeps the time of the save, not of the attempt.
+      at: retry ? undelivered.change.at : new Date().toISOString(),
     };
-    this.#opts.log.info({ service: state.name, hash: tree.hash, changedPaths: change.changedPaths }, 'service changed');
+    if (!retry) this.#opts.log.info({ service: state.name, hash: tree.hash, changedPaths: change.changedPaths }, 'service changed');
     try {
       await this.#opts.onChange(change);
     } catch (err) {
-      // Undelivered: forget the hash so that the next save (even one back to this content) is reported.
-      if (state.hash === tree.hash) {
-        state.hash = before;
-        state.files = previous;
-        for (const p of paths) state.pending.add(p);
-      }
-      this.#opts.log.error({ err, service: state.name, hash: tree.hash }, 'change could not be delivered');
+      // Undelivered: forget the hash so that the retry (or a save back to this content) reports it again.
+      state.hash = before;
+      state.files = previous;
+      for (const p of paths) state.pending.add(p);
+      const failures = (undelivered?.failures ?? 0) + 1;
+      state.undelivered = { change, failures };
+      // Once per outage: every attempt fails the same way until the receiver is back.
+      if (failures === 1) this.#opts.log.error({ err, service: state.name, hash: tree.hash }, 'change could not be delivered; retrying until it is');
+      else this.#opts.log.debug({ err, service: state.name, hash: tree.hash, failures }, 'change still undelivered');
+      this.#retryLater(state);
+      return;
     }
+    state.undelivered = undefined;
+    if (undelivered) this.#opts.log.info({ service: state.name, hash: tree.hash, failedAttempts: undelivered.failures }, 'change delivered after retrying');
   }
 }
 

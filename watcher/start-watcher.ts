@@ -31,10 +31,8 @@ export async function startWatcher(deps: { config: Config; store: Store; events:
     knownHashes,
     onServiceAdded: (name) => setPresence(name, 'PRESENT'),
     onServiceRemoved: (name) => setPresence(name, 'REMOVED'),
-    onChange: async (change) => {
-      log.info({ service: change.service, hash: change.hash.slice(0, 12), paths: change.changedPaths.length }, 'save detected');
-      await signalSave(client, config, change.service, { hash: change.hash, changedPaths: change.changedPaths, at: change.at });
-    },
+    // A rejection (Temporal unreachable) makes the watcher retry the change until it is delivered.
+    onChange: (change) => signalSave(client, config, change.service, { hash: change.hash, changedPaths: change.changedPaths, at: change.at }),
   });
   await watcher.ready();
   return watcher;

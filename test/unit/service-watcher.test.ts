@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { hashTree } from '../../core/tree-hash.ts';
-import { ServiceWatcher, type ServiceChange, type ServiceWatcherOptions } from '../../watcher/service-watcher.ts';
+import { retryDelayMs, ServiceWatcher, type ServiceChange, type ServiceWatcherOptions } from '../../watcher/service-watcher.ts';
 
 const DEBOUNCE = 100;
 /** Long enough for chokidar to deliver events and several debounce windows to pass. */
@@ -287,4 +287,127 @@ test('close() cancels pending changes: no callback after it', async () => {
   assert.deepEqual(h.watcher.pending('calc'), []);
   await sleep(2 * 1000);
   assert.equal(h.changes.length, 1);
+});
+
+/** A receiver that rejects every change while `down`, like signalWithStart while Temporal is away. */
+function flakyReceiver() {
+  const r = {
+    down: false,
+    attempts: [] as Array<{ change: ServiceChange; time: number }>,
+    delivered: [] as ServiceChange[],
+    onChange: (change: ServiceChange) => {
+      r.attempts.push({ change, time: performance.now() });
+      if (r.down) throw new Error('Temporal unreachable');
+      r.delivered.push(change);
+    },
+  };
+  return r;
+}
+
+const RETRY = { firstMs: 50, maxMs: 200 };
+const undeliveredErrors = (h: Harness) => h.logLines.filter((l) => l.msg.startsWith('change could not be delivered'));
+
+test('the retry waits double each time, up to the cap', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 40].map((n) => retryDelayMs(n, RETRY)), [50, 100, 200, 200, 200, 200]);
+});
+
+test('an undelivered change is retried with backoff until delivered, without another save, and logged once', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const receiver = flakyReceiver();
+  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
+  try {
+    receiver.down = true;
+    await put(root, 'calc/index.ts', 'b');
+    await waitFor('five failed attempts', () => receiver.attempts.length >= 6);
+    assert.deepEqual(h.watcher.pending('calc'), ['index.ts'], 'the undelivered change is pending');
+    const failed = receiver.attempts.slice(1);
+    assert.ok(failed.every((a) => a.change.hash === failed[0]!.change.hash && a.change.at === failed[0]!.change.at));
+    for (let i = 1; i < failed.length; i++) {
+      // Timers may fire a little late under load, never a whole millisecond early.
+      const gap = failed[i]!.time - failed[i - 1]!.time;
+      assert.ok(gap >= retryDelayMs(i, RETRY) - 1, `attempt ${i + 1} came ${gap.toFixed(0)} ms after the one before`);
+    }
+    assert.equal(undeliveredErrors(h).length, 1, 'one error for the outage, not one per attempt');
+
+    receiver.down = false;
+    await waitFor('the delivery', () => receiver.delivered.length === 2);
+    const change = receiver.delivered[1]!;
+    assert.equal(change.hash, await hashOf(root, 'calc'));
+    assert.deepEqual(change.changedPaths, ['index.ts']);
+    assert.equal(change.at, failed[0]!.change.at, 'the time of the save, not of the attempt');
+    assert.deepEqual(h.watcher.pending('calc'), []);
+    const attempts = receiver.attempts.length;
+    await sleep(QUIET);
+    assert.equal(receiver.attempts.length, attempts, 'no attempt after the delivery');
+    assert.equal(undeliveredErrors(h).length, 1);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('a newer save supersedes the undelivered one: only the newest content is delivered, with both paths', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const receiver = flakyReceiver();
+  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
+  try {
+    receiver.down = true;
+    await put(root, 'calc/index.ts', 'b');
+    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+    const older = receiver.attempts[1]!.change.hash;
+    await put(root, 'calc/extra.ts', 'c');
+    const newest = await hashOf(root, 'calc');
+    await waitFor('an attempt with the newer content', () => receiver.attempts.some((a) => a.change.hash === newest));
+    const firstNewer = receiver.attempts.findIndex((a) => a.change.hash === newest);
+    await waitFor('two more attempts', () => receiver.attempts.length >= firstNewer + 3);
+    assert.ok(receiver.attempts.slice(firstNewer).every((a) => a.change.hash !== older), 'the older content is not retried any more');
+    assert.deepEqual(h.watcher.pending('calc'), ['extra.ts', 'index.ts']);
+    assert.equal(undeliveredErrors(h).length, 1, 'still one outage');
+
+    receiver.down = false;
+    await waitFor('the delivery', () => receiver.delivered.length === 2);
+    assert.equal(receiver.delivered[1]!.hash, newest);
+    assert.deepEqual(receiver.delivered[1]!.changedPaths, ['extra.ts', 'index.ts']);
+    await sleep(QUIET);
+    assert.equal(receiver.delivered.length, 2);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('a save back to the delivered content ends the retry: nothing is missing', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const receiver = flakyReceiver();
+  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
+  try {
+    receiver.down = true;
+    await put(root, 'calc/index.ts', 'b');
+    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+    await put(root, 'calc/index.ts', 'a');
+    await waitFor('the retry to end', () => h.watcher.pending('calc').length === 0);
+    const attempts = receiver.attempts.length;
+    receiver.down = false;
+    await sleep(QUIET);
+    assert.equal(receiver.attempts.length, attempts);
+    assert.equal(receiver.delivered.length, 1);
+  } finally {
+    await h.watcher.close();
+  }
+});
+
+test('close() ends the retry of an undelivered change, with a warning that names it', async () => {
+  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
+  const receiver = flakyReceiver();
+  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
+  try {
+    receiver.down = true;
+    await put(root, 'calc/index.ts', 'b');
+    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+    await h.watcher.close();
+    const attempts = receiver.attempts.length;
+    await sleep(QUIET);
+    assert.equal(receiver.attempts.length, attempts);
+    assert.ok(h.logLines.some((l) => l.level === 40 && l.msg === 'watcher closed with a change still undelivered'));
+  } finally {
+    await h.watcher.close();
+  }
 });
