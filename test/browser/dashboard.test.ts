@@ -39,6 +39,8 @@ const ROLLOUT = {
   // The replay gate has its own tests; here it would only add minutes before the canary starts.
   replayGate: { enabled: false },
 };
+/** Controls need it (reads do not): the page must send the one saved in it. */
+const ADMIN_TOKEN = 'browser-test-admin-token';
 /** Failed requests a test provokes on purpose (Chrome logs every HTTP error as a console error). */
 const provoked: RegExp[] = [];
 
@@ -91,6 +93,7 @@ before(async () => {
   config = testConfig({
     MCPSHIP_API_PORT: String(await freePort()),
     MCPSHIP_DEBOUNCE_MS: '100',
+    MCPSHIP_ADMIN_TOKEN: ADMIN_TOKEN,
     // The stream test waits for an alert the evaluator raises.
     MCPSHIP_ALERTS_INTERVAL_SEC: '2',
     MCPSHIP_DRAIN_MS: '500',
@@ -196,6 +199,15 @@ test("the canary's weights and charts change as the rollout steps; a refused con
     });
     console.log(`canary weights seen on the page: ${seen.join(' → ')}`);
     assert.ok(seen.indexOf('10%') < seen.indexOf('30%'), `weights in rollout order: ${seen.join(' → ')}`);
+    // An admin token is set and the page has none yet: the API refuses the control, the page says why.
+    provoked.push(/\/api\/services\/calc\/pause$/);
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Pause refused' }).waitFor({ timeout: 60_000 });
+    assert.match((await page.getByRole('alert').textContent()) ?? '', /^Pause refused: this route needs Authorization: Bearer <admin token>/);
+    provoked.pop();
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Save token' }).click();
     // Paused, the canary holds at 30% while the page is looked at; Pause is then disabled with the workflow's reason.
     await page.getByRole('button', { name: 'Pause' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
