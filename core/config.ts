@@ -2,8 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { SERVICE_NAME_PATTERN } from './manifest.ts';
 
 const port = z.coerce.number().int().min(1).max(65535);
+/** A configured pin's client: a gateway client key (api/gateway/client-key.ts) or a clientInfo name. */
+const CLIENT_PIN_PATTERN = /^(client|cred|info|addr|name):.+$/;
 
 /** The alert rules (alerts/rules.ts); each has defaults below, and any service may override them. */
 export const ALERT_RULE_IDS = [
@@ -95,6 +98,17 @@ export const ConfigSchema = z
         bodyLimitBytes: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
         /** How long the gateway waits for an instance before answering with a timeout error. */
         upstreamTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
+        /**
+         * Per-client version pins (api/gateway/pinning.ts), per service: a client key as the gateway
+         * records it (`client:<X-Mcpship-Client>`, `cred:<hash>`, …) or `name:<clientInfo name>` →
+         * the x.y.z version the client was built against. X-Mcpship-Service-Version wins over it.
+         */
+        pins: z
+          .record(
+            z.string().regex(SERVICE_NAME_PATTERN, 'a service name'),
+            z.record(z.string().regex(CLIENT_PIN_PATTERN, 'client:, cred:, info:, addr: or name: and a value'), z.string().regex(/^\d+\.\d+\.\d+$/, 'an x.y.z version')),
+          )
+          .default({}),
         capture: z
           .object({
             enabled: z.coerce.boolean().default(true),
@@ -205,6 +219,7 @@ export const ENV_KEYS = {
   MCPSHIP_DEBOUNCE_MS: 'watcher.debounceMs',
   MCPSHIP_BODY_LIMIT_BYTES: 'gateway.bodyLimitBytes',
   MCPSHIP_UPSTREAM_TIMEOUT_MS: 'gateway.upstreamTimeoutMs',
+  MCPSHIP_CLIENT_PINS: 'gateway.pins',
   MCPSHIP_CAPTURE: 'gateway.capture.enabled',
   MCPSHIP_CAPTURE_MAX_PAYLOAD_BYTES: 'gateway.capture.maxPayloadBytes',
   MCPSHIP_CAPTURE_REDACT: 'gateway.capture.redact',
@@ -283,8 +298,21 @@ function alertWebhooks(value: string): { url: string; format: string }[] {
     });
 }
 
+/** `service/client=version`, comma separated (the version is after the last `=`). */
+function clientPins(value: string): Record<string, Record<string, string>> {
+  const pins: Record<string, Record<string, string>> = {};
+  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const slash = entry.indexOf('/');
+    const eq = entry.lastIndexOf('=');
+    if (slash < 1 || eq < slash + 2) throw new ConfigError(`MCPSHIP_CLIENT_PINS: "${entry}" is not service/client=version`);
+    (pins[entry.slice(0, slash)] ??= {})[entry.slice(slash + 1, eq)] = entry.slice(eq + 1);
+  }
+  return pins;
+}
+
 function envValue(name: EnvName, value: string): unknown {
   if (name === 'MCPSHIP_ALERT_WEBHOOKS') return alertWebhooks(value);
+  if (name === 'MCPSHIP_CLIENT_PINS') return clientPins(value);
   if (name === 'MCPSHIP_CAPTURE' || name === 'MCPSHIP_ALERTS') return !['0', 'false', 'off', 'no'].includes(value.toLowerCase());
   return name === 'MCPSHIP_ALLOWED_ORIGINS' || name === 'MCPSHIP_ALLOWED_HOSTS' || name === 'MCPSHIP_CAPTURE_REDACT'
     ? value

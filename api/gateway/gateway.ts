@@ -546,7 +546,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
       if (decision.closeSession) sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
       return sendRpcError(res, decision.status, decision.body);
     }
-    const pin = deps.pinning ? await deps.pinning.prepare(service, decision.version, header(req, PIN_HEADER), messages, batch, facts.rpcId) : { kind: 'none' as const };
+    const info = clientInfos.fromMessages(messages, decision.session?.sessionId);
+    const ask = { ...optional('header', header(req, PIN_HEADER)), clientKey: key.key, ...optional('clientName', info?.clientName) };
+    const pin = deps.pinning ? await deps.pinning.prepare(service, decision.version, ask, messages, batch, facts.rpcId) : { kind: 'none' as const };
     if (pin.kind === 'reject') return sendRpcError(res, pin.status, pin.body);
     const trace = traceContext(header(req, 'traceparent'));
 
@@ -562,7 +564,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         clientKey: key.key,
         startedAt: res.locals.mcpshipStartedAt as number,
         traceId: trace.traceId,
-        ...clientInfos.fromMessages(messages, decision.session?.sessionId),
+        ...info,
         ...(pin.kind === 'pin' ? { versionAsked: pin.versionAsked, transforms: pin.pinned.transformIds } : {}),
       },
       method,

@@ -4,9 +4,11 @@
  * the transform chain between the two (compat/): its requests migrated forward, and the answers,
  * tool lists and notifications (JSON or SSE) migrated back. The transforms are loaded from the
  * serving version's own folder (each version carries every transform up to itself). Every
- * transform run is counted (compat/transform-counters.ts).
+ * transform run is counted (compat/transform-counters.ts). A client that cannot send the header is
+ * pinned in the configuration instead (gateway.pins): by its client key or its clientInfo name.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/mongo.ts';
 import { INTERNAL_ERROR, INVALID_REQUEST, jsonRpcError, type JsonRpcErrorBody, type JsonRpcMessage } from '../../core/routing.ts';
@@ -154,6 +156,18 @@ export interface PinningOptions {
   log: Logger;
   /** The gateway whose counters these are (one writer per counters document). */
   gatewayId: string;
+  /** Configured pins (core/config.ts gateway.pins). */
+  pins?: Config['gateway']['pins'];
+}
+
+/** Who is asking, as far as pins go. */
+export interface PinAsk {
+  /** X-Mcpship-Service-Version, when sent. */
+  header?: string;
+  /** The gateway's client key (api/gateway/client-key.ts). */
+  clientKey: string;
+  /** clientInfo name (initialize, remembered per session, or a stateless request's `_meta`). */
+  clientName?: string;
 }
 
 /** Resolves pins to chains, loads and caches each serving version's transforms, counts their runs. */
@@ -179,22 +193,39 @@ export class Pinning {
     return transforms;
   }
 
-  /** What a request asking for `asked` while routed to `served` needs; `asked` absent: nothing. */
-  async prepare(service: string, served: string, asked: string | undefined, messages: readonly JsonRpcMessage[], batch: boolean, rpcId: string | number | null): Promise<PinOutcome> {
-    if (asked === undefined) return { kind: 'none' };
+  /**
+   * The version a client asks for: its header, else a configured pin for its client key, else for
+   * its clientInfo name. The header wins: a client that says what it speaks knows best.
+   */
+  askedVersion(service: string, ask: PinAsk): { version: string; source: string } | undefined {
+    if (ask.header !== undefined) return { version: ask.header, source: PIN_HEADER };
+    const pins = this.opts.pins?.[service];
+    if (!pins) return undefined;
+    for (const client of [ask.clientKey, ...(ask.clientName !== undefined ? [`name:${ask.clientName}`] : [])]) {
+      const version = pins[client];
+      if (version !== undefined) return { version, source: `the configured pin gateway.pins.${service}["${client}"]` };
+    }
+    return undefined;
+  }
+
+  /** What a request from `ask` routed to `served` needs; nothing when the client asks for no version. */
+  async prepare(service: string, served: string, ask: PinAsk, messages: readonly JsonRpcMessage[], batch: boolean, rpcId: string | number | null): Promise<PinOutcome> {
+    const pin = this.askedVersion(service, ask);
+    if (pin === undefined) return { kind: 'none' };
+    const asked = pin.version;
     const refuse = (status: number, message: string): PinOutcome => ({ kind: 'reject', status, body: jsonRpcError(status === 400 ? INVALID_REQUEST : INTERNAL_ERROR, message, rpcId) });
     try {
       parseVersion(asked);
     } catch {
       return refuse(400, `Invalid Request: ${PIN_HEADER} must be an x.y.z version, got "${asked.slice(0, 40)}"`);
     }
-    if (compareVersions(asked, served) > 0) return refuse(400, `Invalid Request: ${service} serves ${served}, older than the pinned ${asked}; transforms only migrate older clients forward`);
+    if (compareVersions(asked, served) > 0) return refuse(400, `Invalid Request: ${service} serves ${served}, older than ${asked} pinned by ${pin.source}; transforms only migrate older clients forward`);
     let chain: TransformChain;
     try {
       chain = compareVersions(asked, served) === 0 ? { service, from: asked, to: served, steps: [] } : buildChain(service, await this.transformsOf(service, served), asked, served);
     } catch (err) {
-      this.opts.log.warn({ service, asked, served, err: (err as Error).message }, 'version pin cannot be served');
-      return refuse(err instanceof ChainError ? 400 : 500, `${err instanceof ChainError ? 'Invalid Request: ' : ''}version pin ${asked} cannot be served by ${served}: ${(err as Error).message}`);
+      this.opts.log.warn({ service, asked, served, source: pin.source, err: (err as Error).message }, 'version pin cannot be served');
+      return refuse(err instanceof ChainError ? 400 : 500, `${err instanceof ChainError ? 'Invalid Request: ' : ''}version pin ${asked} (${pin.source}) cannot be served by ${served}: ${(err as Error).message}`);
     }
     const pinned = new PinnedExchange(chain, this.counters.observer(service));
     const failed = pinned.forward(messages, batch);

@@ -33,7 +33,7 @@ export function createTrafficGateway(deps: { config: Config; store: Store; event
   const metrics = new MetricsRecorder({ store, log });
   const breaker = new CircuitBreaker();
   const capture = config.gateway.capture.enabled ? CaptureWriter.fromConfig(config, store.messages, { log, events }) : undefined;
-  const pinning = new Pinning({ store, log, gatewayId: metrics.gatewayId });
+  const pinning = new Pinning({ store, log, gatewayId: metrics.gatewayId, pins: config.gateway.pins });
   const registry = new Registry();
   const prom = new PromObserver({ registry, breaker, ...(capture ? { capture } : {}) });
   const gateway = createGateway({ config, store, log, events, observer: fanOut(metrics, breaker, prom, ...(capture ? [capture] : [])), breaker, pinning });

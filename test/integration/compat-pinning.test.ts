@@ -86,6 +86,8 @@ before(async () => {
   await store.versions.insertOne({ service: SERVICE, version: '2.0.0', state: 'ACTIVE', hash: 'h2', files: [], stagedDir, steps: [], tools: {}, createdAt: now, updatedAt: now, history: [] });
   await store.instances.insertOne({ instanceId: 'calc-2', service: SERVICE, version: '2.0.0', url, state: 'ready', restarts: 0, updatedAt: now });
   await setRouting(store, SERVICE, { stable: '2.0.0', weights: { '2.0.0': 100 } });
+  // Clients that cannot send the pin header are pinned in the configuration (gateway.pins).
+  config.gateway.pins = { [SERVICE]: { 'name:configured-old-client': '1.0.0', 'client:legacy-bot': '1.0.0' } };
   api = await startApi({ config, store, events: new EventStore(store), log: createLogger('warn', 'compat-pinning'), temporalAddress });
   cleanup.push(() => api.close());
 });
@@ -147,8 +149,31 @@ test('a pin the chain cannot serve is refused with the reason', async () => {
   assert.match(((await older.json()) as { error: { message: string } }).error.message, /no transform covers version 0\.5\.0/);
   const newer = await ask('3.0.0');
   assert.equal(newer.status, 400);
-  assert.match(((await newer.json()) as { error: { message: string } }).error.message, /serves 2\.0\.0, older than the pinned 3\.0\.0/);
+  assert.match(((await newer.json()) as { error: { message: string } }).error.message, /serves 2\.0\.0, older than 3\.0\.0 pinned by x-mcpship-service-version/);
   assert.equal((await ask('1.0')).status, 400);
+});
+
+test('clients that send no pin header are pinned by the configuration: by clientInfo name, by X-Mcpship-Client', async () => {
+  const byName = new Client({ name: 'configured-old-client', version: '1.0.0' });
+  const nameTransport = new StreamableHTTPClientTransport(new URL(`${api.url}/mcp/${SERVICE}`));
+  await byName.connect(nameTransport);
+  const add = (await byName.listTools()).tools.find((t) => t.name === 'add')!;
+  assert.deepEqual(Object.keys((add.inputSchema as Schema).properties ?? {}).sort(), ['a', 'b'], '1.0.0 tool shapes for the whole session');
+  assert.deepEqual((await byName.callTool({ name: 'add', arguments: { a: 20, b: 22 } })).structuredContent, { result: 42 });
+  await nameTransport.terminateSession();
+  await byName.close();
+
+  const byKey = new Client({ name: 'some-bot', version: '3.1.0' });
+  const keyTransport = new StreamableHTTPClientTransport(new URL(`${api.url}/mcp/${SERVICE}`), { requestInit: { headers: { 'X-Mcpship-Client': 'legacy-bot' } } });
+  await byKey.connect(keyTransport);
+  assert.deepEqual((await byKey.callTool({ name: 'multiply', arguments: { a: 3, b: 5 } })).structuredContent, { result: 15 });
+  await keyTransport.terminateSession();
+  await byKey.close();
+
+  await api.traffic.capture!.flush();
+  const calls = await store.messages.find({ service: SERVICE, direction: 'client_to_server', method: 'tools/call', clientName: { $in: ['configured-old-client', 'some-bot'] } }).toArray();
+  assert.equal(calls.length, 2);
+  for (const call of calls) assert.deepEqual([call.versionAsked, call.transforms], ['1.0.0', ['transforms/1.0-to-2.0.ts']], call.raw);
 });
 
 test('capture records the pin, the chain and the trace; the round trip of the captured traffic is exact; counters are stored', async () => {
