@@ -67,12 +67,14 @@ interface Measured {
   /** The gateway's CPU over the measured calls; NaN for a direct run. */
   gatewayCpuMs: number;
   instanceCpuMs: number;
+  /** The MongoDB-wire server's CPU over the measured calls (capture's inserts, mostly); NaN when it is not ours. */
+  dbCpuMs: number;
   /** The gateway's memory when the calls ended. */
   gatewayMem?: GatewayStats;
 }
 
 /** One load run (its own process, over IPC so that CPU is read exactly around the measured calls). */
-function runLoad(url: string, clients: number, instancePid: number, gateway?: ChildProcess): Promise<Measured> {
+function runLoad(url: string, clients: number, instancePid: number, dbPid: number | undefined, gateway?: ChildProcess): Promise<Measured> {
   const warmup = Math.max(200, clients);
   const child = fork(path.join(repoRoot, 'bench', 'lib', 'mcp-load.ts'), [JSON.stringify({ url, clients, calls: CALLS, warmup })], {
     execArgv: ['--import', 'tsx'],
@@ -84,16 +86,18 @@ function runLoad(url: string, clients: number, instancePid: number, gateway?: Ch
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d));
   child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  let before: { gateway: number; instance: number } | undefined;
-  const figures: Omit<Measured, 'load'> = { gatewayCpuMs: Number.NaN, instanceCpuMs: Number.NaN };
+  let before: { gateway: number; instance: number; db: number } | undefined;
+  const figures: Omit<Measured, 'load'> = { gatewayCpuMs: Number.NaN, instanceCpuMs: Number.NaN, dbCpuMs: Number.NaN };
   child.on('message', (m: { phase: 'calls-start' | 'calls-end' }) => {
     void (async () => {
       const gatewayStats = gateway ? (await ask(gateway, 'stats', 'stats')).stats : undefined;
       const instance = await processCpuMs(instancePid);
-      if (m.phase === 'calls-start') before = { gateway: gatewayStats?.cpuMs ?? Number.NaN, instance };
+      const db = dbPid === undefined ? Number.NaN : await processCpuMs(dbPid);
+      if (m.phase === 'calls-start') before = { gateway: gatewayStats?.cpuMs ?? Number.NaN, instance, db };
       else if (before) {
         figures.gatewayCpuMs = (gatewayStats?.cpuMs ?? Number.NaN) - before.gateway;
         figures.instanceCpuMs = instance - before.instance;
+        figures.dbCpuMs = db - before.db;
         if (gatewayStats) figures.gatewayMem = gatewayStats;
       }
       child.send('go');
@@ -184,6 +188,7 @@ async function main(): Promise<void> {
     store = await connectStore(stack.mongoUri, config.mongo.database);
     await ensureIndexes(store);
     const calculator = await startCalculator(dir, children);
+    const dbPid = stack.processes.find((p) => p.name === 'ferretdb')?.pid;
     await addInstance(store, SERVICE, VERSION, 'calc-1', calculator.url);
     await setRouting(store, SERVICE, { stable: VERSION, weights: { [VERSION]: 100 } });
 
@@ -207,8 +212,8 @@ async function main(): Promise<void> {
 
     const rows: { sessions: string; direct: Measured; through: Measured }[] = [];
     for (const sessions of LEVELS) {
-      const direct = await runLoad(calculator.url, sessions, calculator.pid);
-      const through = await runLoad(gatewayUrl, sessions, calculator.pid, gateway);
+      const direct = await runLoad(calculator.url, sessions, calculator.pid, dbPid);
+      const through = await runLoad(gatewayUrl, sessions, calculator.pid, dbPid, gateway);
       console.error(`${sessions} sessions: direct ${rate(direct).toFixed(0)} calls/s, gateway ${rate(through).toFixed(0)} calls/s, gateway CPU ${perCall(through, through.gatewayCpuMs).toFixed(3)} ms/call`);
       rows.push({ sessions: String(sessions), direct, through });
     }
@@ -223,8 +228,8 @@ async function main(): Promise<void> {
       const after = (await ask(gateway, 'gc-stats', 'stats')).stats;
       idle = { opened, before, after, openMs };
       const sessions = LEVELS[0] ?? 10;
-      const direct = await runLoad(calculator.url, sessions, calculator.pid);
-      const through = await runLoad(gatewayUrl, sessions, calculator.pid, gateway);
+      const direct = await runLoad(calculator.url, sessions, calculator.pid, dbPid);
+      const through = await runLoad(gatewayUrl, sessions, calculator.pid, dbPid, gateway);
       rows.push({ sessions: `${sessions} + ${opened} idle`, direct, through });
     }
 
@@ -236,7 +241,7 @@ async function main(): Promise<void> {
     console.log('one run per row, direct first; on a loaded machine throughput and p99 move with the load, the gateway CPU per call much less\n');
     console.log(
       table(
-        ['sessions', 'direct calls/s', 'gateway calls/s', '× direct', 'direct p99', 'gateway p99', 'p99 × direct', 'gateway CPU/call', 'less background', 'CPU/call vs first', 'gateway RSS', 'gateway heap'],
+        ['sessions', 'direct calls/s', 'gateway calls/s', '× direct', 'direct p99', 'gateway p99', 'p99 × direct', 'gateway CPU/call', 'less background', 'CPU/call vs first', 'FerretDB CPU/msg', 'gateway RSS', 'gateway heap'],
         rows.map((r) => {
           const d = summarize(r.direct.load.latenciesMs);
           const g = summarize(r.through.load.latenciesMs);
@@ -255,6 +260,8 @@ async function main(): Promise<void> {
             `${cpu.toFixed(3)} ms`,
             `${net.toFixed(3)} ms`,
             `${(cpu / first).toFixed(2)}×`,
+            // Two captured messages per call (request and response); the direct run is the database's own background.
+            Number.isFinite(r.through.dbCpuMs) ? `${((r.through.dbCpuMs - r.direct.dbCpuMs * (r.through.load.wallMs / r.direct.load.wallMs)) / (2 * r.through.load.calls) * 1000).toFixed(0)} µs` : '—',
             mb(r.through.gatewayMem?.rssBytes),
             mb(r.through.gatewayMem?.heapUsedBytes),
           ];
