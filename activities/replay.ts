@@ -14,10 +14,12 @@ import type { Store } from '../core/mongo.ts';
 import { replayStore } from '../core/replay-store.ts';
 import { readRouting } from '../core/routing-store.ts';
 import { comparable, diffJson, failureOf } from '../compat/replay-diff.ts';
-import { emptyCounts, writeCells } from '../compat/matrix.ts';
+import { loadTransforms } from '../compat/load.ts';
+import { emptyCounts, schemaCells, writeCells } from '../compat/matrix.ts';
 import { gateVerdict } from '../compat/replay-gate.ts';
 import { toolPolicy } from '../compat/replay-policy.ts';
 import { replayCells, summarise } from '../compat/replay-report.ts';
+import { replaySchemaDiff } from '../compat/replay-schema.ts';
 import { planReplay, type ReplayPlan, type ReplayUnit, type SelectableDoc } from '../compat/replay-select.ts';
 import type { GateThresholds, ReplayInput, ReplayItem, ReplayReport, ReplaySelection, ReplayStatus } from '../compat/replay-types.ts';
 import { Conversation } from './replay-conversation.ts';
@@ -65,6 +67,7 @@ const CAPTURE_FIELDS = {
   protocolRevision: 1,
   clientName: 1,
   clientVersion: 1,
+  versionAsked: 1,
   at: 1,
 } as const;
 
@@ -83,7 +86,16 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       .toArray() as Promise<SelectableDoc[]>;
   }
 
-  const planOf = async (params: ReplayParams): Promise<ReplayPlan> => planReplay(await loadCapture(params), params.selection, params.replayId);
+  const planOf = async (params: ReplayParams, docs?: SelectableDoc[]): Promise<ReplayPlan> => planReplay(docs ?? (await loadCapture(params)), params.selection, params.replayId);
+
+  /** The schema diff of the two instances' tool lists, weighted by the window's captured calls, kept with the report. */
+  async function storeSchemaDiff(params: ReplayParams, docs: SelectableDoc[], stable: ReplayInstance, candidate: ReplayInstance): Promise<void> {
+    // Transforms that do not load fail validation; here they only mean pinned calls stay as sent.
+    const transforms = await loadTransforms(params.candidateDir).catch(() => []);
+    const schema = replaySchemaDiff({ service: params.service, baseline: params.baseline!, candidate: params.candidate, before: stable.tools, after: candidate.tools, docs, selection: params.selection, transforms });
+    const { reports } = await replayStore(store);
+    await reports.updateOne({ replayId: params.replayId }, { $set: { schema } });
+  }
 
   /** Replays one unit on both instances; returns the items of its compared requests. */
   async function replayUnit(unit: ReplayUnit, firstIndex: number, candidate: ReplayInstance, stable: ReplayInstance, policy: ReturnType<typeof toolPolicy>, signal: AbortSignal): Promise<ReplayItem[]> {
@@ -211,7 +223,8 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       const resumed = (ctx.info.heartbeatDetails as ReplayProgress | undefined)?.position ?? 0;
       const { reports, items } = await replayStore(store);
       if (resumed > 0) await reports.updateOne({ replayId: params.replayId }, { $push: { resumes: { attempt: ctx.info.attempt, position: resumed, at: new Date() } } });
-      const plan = await planOf(params);
+      const docs = await loadCapture(params);
+      const plan = await planOf(params, docs);
       const offsets: number[] = [];
       plan.units.reduce((at, unit) => (offsets.push(at), at + unit.steps.filter((s) => s.compared).length), 0);
       let done = resumed < plan.units.length ? offsets[resumed]! : plan.total;
@@ -232,6 +245,8 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         const failed = started.find((r) => r.status === 'rejected');
         if (failed) throw (failed as PromiseRejectedResult).reason;
         const [candidate, stable] = running as [ReplayInstance, ReplayInstance];
+        // Before any unit: a position past 0 in a heartbeat means the diff is stored.
+        if (resumed === 0) await storeSchemaDiff(params, docs, stable, candidate);
         const policy = toolPolicy([stable.tools, candidate.tools], params.allowTools);
         const finished = new Set<number>();
         let next = resumed;
@@ -279,7 +294,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       const finishedAt = new Date();
       const previous = await reports.findOne({ replayId: params.replayId });
       const startedAt = previous?.startedAt ?? finishedAt;
-      const gate = status === 'DONE' ? { ...gateVerdict(summary.counts, params.thresholds), thresholds: params.thresholds } : undefined;
+      const gate = status === 'DONE' ? { ...gateVerdict(summary.counts, params.thresholds, previous?.schema), thresholds: params.thresholds } : undefined;
       const update = {
         status,
         ...summary,
@@ -291,7 +306,10 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         ...(error ? { error } : {}),
       };
       // The matrix first: a reader that sees the report finished finds its cells there.
-      if (status === 'DONE') await writeCells(store, params.service, params.candidate, 'replay', replayCells(classified, params.replayId, finishedAt));
+      if (status === 'DONE') {
+        await writeCells(store, params.service, params.candidate, 'replay', replayCells(classified, params.replayId, finishedAt));
+        if (previous?.schema) await writeCells(store, params.service, params.candidate, 'schema', schemaCells(previous.schema, params.replayId, finishedAt));
+      }
       await reports.updateOne({ replayId: params.replayId }, { $set: update });
       const report = (await reports.findOne({ replayId: params.replayId }, { projection: { _id: 0 } }))!;
       await deps.events.append({
@@ -300,7 +318,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         kind: 'REPLAY_FINISHED',
         status: status !== 'DONE' ? 'failed' : gate?.decision === 'blocked' ? 'failed' : 'ok',
         workflowId: report.workflowId,
-        details: { replayId: params.replayId, status, counts: summary.counts, decision: gate?.decision ?? null, reasons: gate?.reasons ?? [], ...(error ? { error } : {}) },
+        details: { replayId: params.replayId, status, counts: summary.counts, schemaClass: previous?.schema?.class ?? null, decision: gate?.decision ?? null, reasons: gate?.reasons ?? [], ...(error ? { error } : {}) },
       });
       return report;
     },

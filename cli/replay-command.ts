@@ -23,6 +23,11 @@ function summary(r: ReplayReportDoc): string[] {
   ];
   for (const [tool, why] of Object.entries(r.skippedTools ?? {})) lines.push(`  skipped ${tool}: ${why}`);
   for (const p of r.topPaths ?? []) lines.push(`  ${String(p.count).padStart(5)}  ${p.kind.padEnd(14)} ${p.path}`);
+  if (r.schema) {
+    const sc = r.schema;
+    lines.push(`  schema ${sc.from} -> ${sc.to}: ${sc.class === 'none' ? 'no changes' : sc.class}; ${sc.rejectedCalls} of ${sc.capturedCalls} captured calls rejected`);
+    for (const c of sc.changes) lines.push(`    ${c.class.padEnd(8)} ${c.tool}: ${c.detail} (${c.usage.rejected}/${c.usage.calls} calls rejected)`);
+  }
   if (r.gate) lines.push(`  gate: ${r.gate.decision.toUpperCase()}: ${r.gate.reasons.join('; ')}`);
   if (r.error) lines.push(`  error: ${r.error}`);
   return lines;

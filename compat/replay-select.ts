@@ -17,7 +17,8 @@ const UNSENT_NOTIFICATIONS: ReadonlySet<string> = new Set(['notifications/cancel
 export type SelectableDoc = Pick<
   MessageDoc,
   'messageId' | 'raw' | 'truncated' | 'direction' | 'kind' | 'method' | 'rpcId' | 'toolName' | 'sessionId' | 'clientKey' | 'protocolRevision' | 'clientName' | 'clientVersion' | 'at'
->;
+> &
+  Partial<Pick<MessageDoc, 'versionAsked'>>;
 
 export interface ReplayStep {
   messageId: string;

@@ -3,7 +3,7 @@
  * replayed request, and the report. Shared by the pure modules in compat/, the replay activities,
  * the workflow, the API and the CLI. The stored documents are in core/documents.ts.
  */
-import type { CompatCounts, Difference, PathCount } from './types.ts';
+import type { CompatCounts, Difference, PathCount, SchemaDiffReport } from './types.ts';
 
 /** Which captured traffic a replay picks. */
 export interface ReplaySelection {
@@ -121,6 +121,11 @@ export interface ReplayReport {
   noisyPaths: PathVerdict[];
   samples: ReplaySample[];
   gate?: GateVerdict & { thresholds: GateThresholds };
+  /**
+   * The stable and candidate tool lists diffed, weighted by the window's captured calls (absent
+   * when nothing was captured: there is no usage to weigh).
+   */
+  schema?: SchemaDiffReport;
   startedAt: Date;
   finishedAt?: Date;
   durationMs?: number;

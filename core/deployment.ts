@@ -35,6 +35,8 @@ export interface ReplayGateState {
   replayId?: string;
   workflowId: string;
   counts?: { replayed: number; equal: number; noise: number; differs: number; breaks: number; skipped: number };
+  /** The worst class of the candidate's tool schema changes (compat/replay-schema.ts), when diffed. */
+  schemaClass?: 'breaking' | 'risky' | 'additive' | 'none';
   override?: string;
 }
 

@@ -243,7 +243,7 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
     try {
       const report = await run;
       const gate = report.gate ?? { decision: 'unproven' as const, reasons: ['the replay reported no decision'] };
-      return { decision: gate.decision, reasons: gate.reasons, replayId: report.replayId, workflowId, counts: report.counts };
+      return { decision: gate.decision, reasons: gate.reasons, replayId: report.replayId, workflowId, counts: report.counts, ...(report.schema ? { schemaClass: report.schema.class } : {}) };
     } catch (err) {
       return { decision: 'blocked', reasons: [`the replay failed: ${failureMessage(err)}`], workflowId };
     }

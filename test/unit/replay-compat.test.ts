@@ -8,8 +8,9 @@ import { toolPolicy } from '../../compat/replay-policy.ts';
 import { cellStatus } from '../../compat/matrix.ts';
 import { replayCells, summarise } from '../../compat/replay-report.ts';
 import { planReplay, type SelectableDoc } from '../../compat/replay-select.ts';
+import { replaySchemaDiff } from '../../compat/replay-schema.ts';
 import type { ReplayItem } from '../../compat/replay-types.ts';
-import type { Difference, Json } from '../../compat/types.ts';
+import type { Difference, Json, LoadedTransform } from '../../compat/types.ts';
 
 const changed = (path: string): Difference => ({ kind: 'value_changed', path, before: 1, after: 2 });
 
@@ -110,6 +111,30 @@ test('the gate: breaking or differing over the thresholds blocks; too few or no 
   assert.equal(gateVerdict(counts({ equal: 3 }), t).decision, 'unproven');
   assert.match(gateVerdict(counts({}), t).reasons[0]!, /no captured traffic/);
   assert.match(gateVerdict(counts({ skipped: 4 }), t).reasons[0]!, /all 4 captured requests were skipped/);
+});
+
+test('the gate: captured calls the candidate schemas reject block, even of tools that were not replayed', () => {
+  const t = { maxBreakingShare: 0, maxDifferingShare: 0.1, minMessages: 5 };
+  const before = [{ name: 'wipe', inputSchema: { type: 'object', properties: {} }, annotations: { destructiveHint: true } }];
+  const after = [{ ...before[0]!, inputSchema: { type: 'object', properties: { confirm: { type: 'boolean' } }, required: ['confirm'] } }];
+  const call = (id: number, args: Record<string, unknown>, versionAsked?: string): SelectableDoc => ({
+    messageId: `m${id}`, raw: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'wipe', arguments: args } }), truncated: false,
+    direction: 'client_to_server', kind: 'request', method: 'tools/call', rpcId: id, toolName: 'wipe', at: new Date(id), ...(versionAsked ? { versionAsked } : {}),
+  });
+  const docs = [call(1, {}), call(2, {}), call(3, { confirm: true }), call(4, {}, '0.9.0')];
+  // A pinned 0.9.0 client's call is migrated by the candidate's chain, as the gateway would send it.
+  const transforms: LoadedTransform[] = [
+    { id: 'transforms/0.9-to-1.0.ts', from: '0.9.0', to: '1.0.0', description: 'confirm', requestForward: (m) => ({ ...m, params: { ...(m.params as object), arguments: { confirm: true } } }) },
+    { id: 'transforms/1.0-to-1.1.ts', from: '1.0.0', to: '1.1.0', description: 'nothing' },
+  ];
+  const schema = replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: {}, transforms });
+  assert.deepEqual([schema.class, schema.capturedCalls, schema.rejectedCalls], ['breaking', 4, 2]);
+  const skippedOnly = { replayed: 4, equal: 0, noise: 0, differs: 0, breaks: 0, skipped: 4 };
+  const verdict = gateVerdict(skippedOnly, t, schema);
+  assert.equal(verdict.decision, 'blocked');
+  assert.match(verdict.reasons[0]!, /^schema: 2 of 4 captured calls would be rejected by 1\.1\.0 \(50\.0% > max 0\.0%\): wipe: new required input "confirm" \(2 of 4 calls\)/);
+  assert.equal(gateVerdict(skippedOnly, { ...t, maxBreakingShare: 0.5 }, schema).decision, 'unproven', 'a share within the threshold passes');
+  assert.equal(replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: { tools: ['other'] }, transforms }).capturedCalls, 0, 'the replay filters apply');
 });
 
 test('side-effect policy: read-only and idempotent tools replay; destructive and unannotated only when allowed', () => {
