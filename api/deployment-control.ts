@@ -9,8 +9,12 @@ import { compareVersions } from '../core/semver.ts';
 import { deploymentWorkflowId } from '../core/workflow-ids.ts';
 import { HttpError } from './errors.ts';
 
-/** States a version can be deployed from (a rollback is a deployment of an older version). */
-const DEPLOYABLE: VersionDoc['state'][] = ['STAGED', 'ARCHIVED', 'ROLLED_BACK', 'ABORTED'];
+/**
+ * States a version can be deployed from (a rollback is a deployment of an older version). BLOCKED
+ * too: a blocked deployment ended from outside (terminated in Temporal) left it there, and one
+ * still waiting for its override keeps the workflow id, so a second start is refused as running.
+ */
+const DEPLOYABLE: VersionDoc['state'][] = ['STAGED', 'ARCHIVED', 'ROLLED_BACK', 'ABORTED', 'BLOCKED'];
 
 export type DeploymentControlName = 'promote' | 'pause' | 'resume' | 'abort' | 'setWeight' | 'override';
 
