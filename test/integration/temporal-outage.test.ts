@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { startSystem, type System } from '../../cli/system.ts';
 import type { EventDoc } from '../../core/documents.ts';
-import { createLogger } from '../../core/log.ts';
+import { pino } from 'pino';
+import { hashTree } from '../../core/tree-hash.ts';
 import { readRouting } from '../../core/routing-store.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import type { ManagedProcess } from '../../stack/managed-process.ts';
@@ -20,6 +22,8 @@ let temporal: ManagedProcess;
 let temporalPort: number;
 let config: ReturnType<typeof testConfig>;
 let system: System;
+/** What the system logs at error level: the test sees the watcher fail to hand a save to Temporal. */
+const errorLogs: Array<{ msg: string; service?: string }> = [];
 
 async function startTemporal(): Promise<void> {
   temporal = launchTemporalDev({ stateDir: config.stateDir, port: temporalPort, uiPort: await freePort(), namespace: config.temporal.namespace });
@@ -30,7 +34,13 @@ before(async () => {
   temporalPort = await freePort();
   config = testConfig({ TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`, MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_DEBOUNCE_MS: '100' });
   await startTemporal();
-  system = await startSystem(config, createLogger('silent'), { worker: true, api: true });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) errorLogs.push(JSON.parse(line));
+      done();
+    },
+  });
+  system = await startSystem(config, pino({ level: 'error' }, sink), { worker: true, api: true });
 });
 
 after(async () => {
@@ -72,4 +82,35 @@ test('with Temporal stopped the gateway keeps routing on the last weights, and t
   assert.equal(report.failed, 0, `client errors: ${report.errors.join(' | ')}`);
   assert.equal((await since(from)).filter((e) => e.kind === 'PROMOTED').length, 1);
   assert.equal((await readRouting(system.store, SERVICE)).stable, '1.0.1');
+});
+
+test('a single save made while Temporal is stopped is validated once it is back, without another save', async () => {
+  const service = 'outage-save';
+  const dir = path.join(config.servicesDir, service);
+  // Trivial steps: what is under test is the delivery of the save, not the validation.
+  const noop = { run: 'node --version' };
+  // Written beside the services root and moved in whole: one change, not one per file.
+  const draft = path.join(config.stateDir, service);
+  await mkdir(draft, { recursive: true });
+  await writeFile(path.join(draft, 'index.js'), 'export const v = 1;\n');
+  await writeFile(
+    path.join(draft, 'mcp.json'),
+    JSON.stringify({ name: service, version: '1.0.0', transport: 'stdio', start: { command: 'node', args: ['index.js'] }, steps: { lint: noop, test: noop, build: noop }, rollout: { autoDeploy: false } }),
+  );
+  await rename(draft, dir);
+  const staged = (hash: string, from: number) => waitFor(`the save ${hash.slice(0, 12)} to be staged`, async () => (await system.events.list({ service, afterSeq: from, limit: 500 })).find((e) => e.kind === 'STAGED' && e.details?.hash === hash), 180_000, 250);
+  await staged((await hashTree(dir)).hash, 0);
+
+  const from = await system.events.lastSeq();
+  await temporal.stop();
+  await writeFile(path.join(dir, 'index.js'), 'export const v = 2;\n');
+  const { hash } = await hashTree(dir);
+  await waitFor('the watcher to fail to hand the save over', () => errorLogs.some((l) => l.service === service && l.msg.startsWith('change could not be delivered')), 180_000, 250);
+
+  await startTemporal();
+  const event = await staged(hash, from);
+  assert.equal(event.version, '1.0.1');
+  const validating = (await system.events.list({ service, afterSeq: from, limit: 500 })).filter((e) => e.kind === 'VALIDATING');
+  assert.deepEqual(validating.map((e) => e.details?.hash), [hash], 'the one save, validated once');
+  assert.ok((validating[0]!.details?.changedPaths as string[]).includes('index.js'));
 });
