@@ -7,11 +7,7 @@
  * stopped: the spill keeps everything and is loaded, without duplicates, once it is back.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as StatelessClient, StreamableHTTPClientTransport as StatelessTransport } from '@modelcontextprotocol/client';
@@ -26,11 +22,11 @@ import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { setRouting } from '../../core/routing-store.ts';
-import { launchFerretdb, mongoReady } from '../../stack/ferretdb.ts';
-import type { ManagedProcess } from '../../stack/managed-process.ts';
 import { freePort } from '../../stack/ports.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { startEverythingSample } from '../support/everything-sample.ts';
+import { startOwnFerretdb } from '../support/own-ferretdb.ts';
+import { waitFor } from '../support/wait.ts';
 
 const SERVICE = 'everything';
 const MAX_PAYLOAD = 4096;
@@ -41,16 +37,6 @@ let sampleUrl: string;
 after(async () => {
   for (const step of cleanup.reverse()) await step();
 });
-
-/** Polls until fn returns a value; the bound only stops a hang. */
-async function until<T>(what: string, fn: () => Promise<T | undefined>, tries = 2_400): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    await sleep(50);
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 before(async () => {
   const sample = await startEverythingSample();
@@ -137,7 +123,7 @@ async function drive(url: string): Promise<Traffic> {
   await client.callTool({ name: 'test_error_handling', arguments: {} });
   // A change announced on the session's GET stream.
   await client.callTool({ name: 'test_trigger_tool_change', arguments: {} });
-  await until('the list-changed notification', async () => (listChanged > 0 ? true : undefined));
+  await waitFor('the list-changed notification', () => listChanged > 0, 120_000, 50);
   // A 10,000-deep body the SDK cannot even serialise: sent by hand on the same session.
   const deep = `{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":"test_simple_text","arguments":{"deep":${'['.repeat(10_000)}${']'.repeat(10_000)}}}}`;
   const deepRes = await recordingFetch(seen, reading)(url, {
@@ -157,6 +143,17 @@ async function drive(url: string): Promise<Traffic> {
 
 async function configFor(): Promise<Config> {
   return testConfig({ MCPSHIP_API_PORT: String(await freePort()), MCPSHIP_CAPTURE_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD), MCPSHIP_CAPTURE_REDACT: 'params.arguments.note' });
+}
+
+/** The test file's database on the stack, dropped after the file. */
+async function storeFor(config: Config): Promise<Store> {
+  const store = await connectStore(mongoUri, config.mongo.database);
+  cleanup.push(async () => {
+    await store.db.dropDatabase();
+    await store.close();
+  });
+  await ensureIndexes(store);
+  return store;
 }
 
 async function startGateway(config: Config, store: Store): Promise<ApiHandle> {
@@ -209,12 +206,7 @@ function assertRedacted(docs: MessageDoc[]): void {
 
 test('real MCP traffic through startApi: one stored document per request, response, notification and SSE event, redacted and capped from config', async () => {
   const config = await configFor();
-  const store = await connectStore(mongoUri, config.mongo.database);
-  cleanup.push(async () => {
-    await store.db.dropDatabase();
-    await store.close();
-  });
-  await ensureIndexes(store);
+  const store = await storeFor(config);
   const api = await startGateway(config, store);
   const traffic = await drive(`${api.url}/mcp/${SERVICE}`);
   await api.traffic.capture!.flush();
@@ -234,27 +226,14 @@ test('real MCP traffic through startApi: one stored document per request, respon
 
 test('with the capture database stopped during the traffic, the spill keeps everything and loads it once it is back, without duplicates', async () => {
   const config = await configFor();
-  const store = await connectStore(mongoUri, config.mongo.database);
-  cleanup.push(async () => {
-    await store.db.dropDatabase();
-    await store.close();
-  });
-  await ensureIndexes(store);
+  const store = await storeFor(config);
 
   // Captured messages go to a FerretDB of this test's own, stopped and started here; routing,
   // sessions and events stay on the test stack.
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-capture-e2e-'));
-  const port = await freePort();
-  const debugPort = await freePort();
-  const uri = `mongodb://127.0.0.1:${port}/`;
-  let ferret: ManagedProcess = launchFerretdb({ stateDir: dir, port, debugPort });
-  cleanup.push(async () => {
-    await ferret.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'FerretDB answers ping');
+  const ferret = await startOwnFerretdb('capture-e2e');
+  cleanup.push(ferret.remove);
   // Connected before the stop, as connectStore does at start (a driver whose first connect failed stays closed).
-  const captureClient = await new MongoClient(uri, { serverSelectionTimeoutMS: 1_000 }).connect();
+  const captureClient = await new MongoClient(ferret.uri, { serverSelectionTimeoutMS: 1_000 }).connect();
   cleanup.push(() => captureClient.close());
   const messages = captureClient.db('capture_e2e').collection<MessageDoc>('messages');
   const api = await startGateway(config, { ...store, messages });
@@ -269,12 +248,16 @@ test('with the capture database stopped during the traffic, the spill keeps ever
   assert.equal(down.spillPending, traffic.seen.length);
   assert.equal(down.dropped, 0);
 
-  ferret = launchFerretdb({ stateDir: dir, port, debugPort });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'FerretDB answers ping again');
-  await until('the spill loaded', async () => {
-    await capture.flush();
-    return capture.counters.spillPending === 0 ? true : undefined;
-  });
+  await ferret.restart();
+  await waitFor(
+    'the spill loaded',
+    async () => {
+      await capture.flush();
+      return capture.counters.spillPending === 0;
+    },
+    120_000,
+    50,
+  );
   const up = capture.counters;
   assert.equal(up.replayed, traffic.seen.length);
   assert.equal(up.dropped, 0);
@@ -285,12 +268,7 @@ test('with the capture database stopped during the traffic, the spill keeps ever
 
 test('stateless 2026-07-28 traffic (SDK v2 client, no session): one document per message, byte-identical, with its protocol revision', async () => {
   const config = await configFor();
-  const store = await connectStore(mongoUri, config.mongo.database);
-  cleanup.push(async () => {
-    await store.db.dropDatabase();
-    await store.close();
-  });
-  await ensureIndexes(store);
+  const store = await storeFor(config);
   const api = await startGateway(config, store);
   const seen: Seen[] = [];
   const reading: Promise<void>[] = [];

@@ -4,8 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { MongoClient } from 'mongodb';
@@ -16,9 +15,8 @@ import type { ExchangeContext, JsonRpcMessage } from '../../api/gateway/traffic.
 import { capturedMessage, type MessageDoc } from '../../core/documents.ts';
 import { EventStore } from '../../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
-import { launchFerretdb, mongoReady } from '../../stack/ferretdb.ts';
-import type { ManagedProcess } from '../../stack/managed-process.ts';
 import { freePort } from '../../stack/ports.ts';
+import { startOwnFerretdb } from '../support/own-ferretdb.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
 const config = testConfig();
@@ -264,25 +262,17 @@ test('a message FerretDB refuses is quarantined with the reason; the messages ar
 });
 
 test('while MongoDB is stopped messages spill to disk; after its restart they are replayed, exactly once', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'mcpship-capture-ferret-'));
-  const port = await freePort();
-  const debugPort = await freePort();
-  const uri = `mongodb://127.0.0.1:${port}/`;
-  let ferret: ManagedProcess = launchFerretdb({ stateDir: dir, port, debugPort });
-  cleanup.push(async () => {
-    await ferret.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'FerretDB answers ping');
+  const ferret = await startOwnFerretdb('capture-ferret');
+  cleanup.push(ferret.remove);
 
-  const own = await connectStore(uri, 'capture_outage');
+  const own = await connectStore(ferret.uri, 'capture_outage');
   cleanup.push(() => own.close());
   await ensureIndexes(own);
   // The writer's own client gives up on a stopped server after 1 s rather than connectStore's 10 s,
   // only to keep the test short; the behaviour is the same.
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1_000 });
+  const client = new MongoClient(ferret.uri, { serverSelectionTimeoutMS: 1_000 });
   cleanup.push(() => client.close());
-  const spillDir = path.join(dir, 'capture-spill');
+  const spillDir = path.join(ferret.dir, 'capture-spill');
   const w = new CaptureWriter({
     messages: client.db('capture_outage').collection<MessageDoc>('messages'),
     spillDir,
@@ -316,8 +306,7 @@ test('while MongoDB is stopped messages spill to disk; after its restart they ar
   assert.equal(lines.length, 60);
   assert.equal(new Set(lines.map((l) => (JSON.parse(l) as MessageDoc).messageId)).size, 60);
 
-  ferret = launchFerretdb({ stateDir: dir, port, debugPort });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'FerretDB answers ping again');
+  await ferret.restart();
   for (let i = 30; i < 40; i++) roundTrip(w, 'outage', i); // 30 more once it is back
 
   await drain(w);

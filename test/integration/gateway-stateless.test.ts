@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { Client as SessionClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as SessionTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import express from 'express';
 import { createGateway, type Gateway } from '../../api/gateway/gateway.ts';
 import { PROTOCOL_VERSION_META_KEY } from '../../api/gateway/protocol-generation.ts';
@@ -22,10 +21,9 @@ import type { Config } from '../../core/config.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { routingWeights, weightListOf } from '../../core/routing.ts';
+import { startDualModeFixture } from '../support/dual-mode-fixture.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const FIXTURE = path.join(ROOT, 'test/fixtures/dual-mode/server.mjs');
 const GUARD = { timeout: 300_000 };
 const SERVICE = 'dual';
 const FIXTURE_TTL_MS = 60_000;
@@ -57,26 +55,10 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise
   }
 }
 
-function childEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  return { ...env, ...extra };
-}
-
-/** One fixture process; resolves with its MCP URL once it listens. */
 async function startFixture(version: string, responseMode: 'auto' | 'sse'): Promise<string> {
-  const child = execa('node', [FIXTURE], { env: childEnv({ PORT: '0', VERSION: version, RESPONSE_MODE: responseMode, TTL_MS: String(FIXTURE_TTL_MS) }), extendEnv: false, reject: false, stdin: 'ignore' });
+  const { child, url } = await startDualModeFixture({ VERSION: version, RESPONSE_MODE: responseMode, TTL_MS: String(FIXTURE_TTL_MS) });
   children.push(child);
-  const port = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error(`fixture ${version} exited: ${out}`)));
-  });
-  return `http://127.0.0.1:${port}/mcp`;
+  return url;
 }
 
 async function setWeights(doc: { stable: string; weights: Record<string, number>; pulled?: string[]; stepIntervalMs?: number }): Promise<void> {
