@@ -13,16 +13,16 @@
  *
  * Run: npx tsx bench/stateless-routing.ts
  */
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import express from 'express';
 import { createGateway } from '../api/gateway/gateway.ts';
 import { createLogger } from '../core/log.ts';
 import { connectStore, ensureIndexes } from '../core/mongo.ts';
 import { weightListOf } from '../core/routing.ts';
 import { startStack } from '../stack/start-stack.ts';
-import { benchConfig, benchStateDir, childEnv, fmtDelta, fmtMs, heading, machineLine, onceCleanup, removeStateDir, repoRoot, summarize, table } from './lib/common.ts';
+import { startDualModeFixture } from '../test/support/dual-mode-fixture.ts';
+import { benchConfig, benchStateDir, fmtDelta, fmtMs, heading, machineLine, onceCleanup, removeStateDir, summarize, table } from './lib/common.ts';
 
 const CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 100);
@@ -61,18 +61,9 @@ const cleanup = onceCleanup(async () => {
 
 try {
   async function fixture(version: string): Promise<string> {
-    const child = execa('node', [path.join(repoRoot, 'test/fixtures/dual-mode/server.mjs')], { env: childEnv({ PORT: '0', VERSION: version }), extendEnv: false, reject: false, stdin: 'ignore' });
+    const { child, url } = await startDualModeFixture({ VERSION: version });
     children.push(child);
-    const port = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /listening on (\d+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.once('exit', () => reject(new Error(`fixture ${version} exited: ${out}`)));
-    });
-    return `http://127.0.0.1:${port}/mcp`;
+    return url;
   }
   const urls = { '1.0.0': await fixture('1.0.0'), '2.0.0': await fixture('2.0.0') };
   for (const [version, url] of Object.entries(urls)) {

@@ -61,12 +61,7 @@ export async function benchConfig(stateDir: string, env: Record<string, string> 
   ).config;
 }
 
-/** The environment for a child process, without node:test's marker (it confuses nested runners). */
-export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  return { ...env, ...extra };
-}
+export { childEnv } from '../../test/support/child-env.ts';
 
 /**
  * Runs `cleanup` once, whether the benchmark ends, throws, or is interrupted (Ctrl-C), so no
