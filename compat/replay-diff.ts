@@ -36,10 +36,25 @@ function withParsedContent(result: Json): Json {
   return { ...result, content };
 }
 
-/** The part of a JSON-RPC answer a client reads: `{ result }` or `{ error }`, content text parsed. */
+/**
+ * 2026-07-28 results name the server that answered in `_meta` (its serverInfo, version included):
+ * a candidate always differs there, so it is the envelope, not the answer.
+ */
+const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
+
+function withoutServerInfo(result: Json): Json {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) return result;
+  const meta = result._meta;
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta) || !(SERVER_INFO_META in meta)) return result;
+  const { [SERVER_INFO_META]: _serverInfo, ...rest } = meta;
+  const { _meta: _old, ...others } = result;
+  return Object.keys(rest).length ? { ...others, _meta: rest } : others;
+}
+
+/** The part of a JSON-RPC answer a client reads: `{ result }` or `{ error }`, content text parsed, serverInfo left out. */
 export function comparable(answer: Record<string, unknown>): Json {
   if ('error' in answer) return { error: answer.error as Json };
-  return { result: withParsedContent((answer.result ?? null) as Json) };
+  return { result: withParsedContent(withoutServerInfo((answer.result ?? null) as Json)) };
 }
 
 /** Every difference between two JSON objects or arrays, with JSON-pointer paths (RFC 6901). */

@@ -4,8 +4,12 @@
  * clients making the captured traffic:
  * - a compatible version whose answers carry a timestamp passes (noise), a destructive tool is not
  *   replayed, through the API and through the CLI;
+ * - the schema diff runs with every replay: a required input added to the destructive tool (never
+ *   replayed) rejects its captured calls and blocks, shown in the report and the matrix;
  * - a version that breaks a tool used in the capture is BLOCKED before any user request reaches it,
- *   and an override with a reason lets it go on;
+ *   and an override with a reason lets it go on; a blocked deployment terminated from outside
+ *   (Temporal CLI) can be deployed again;
+ * - traffic of an SDK v2 client speaking 2026-07-28 (stateless) is replayed request by request;
  * - blue-green: the gate, then 100% at once, the previous version kept warm for a rollback.
  */
 import assert from 'node:assert/strict';
@@ -22,8 +26,10 @@ import { readRouting } from '../../core/routing-store.ts';
 import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
+import { Client as StatelessClient, StreamableHTTPClientTransport as StatelessTransport } from '@modelcontextprotocol/client';
+import { stackBinary } from '../../stack/binaries.ts';
 import { McpTraffic } from '../support/mcp-traffic.ts';
-import { testConfig } from '../support/stack-env.ts';
+import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SERVICE = 'rp';
@@ -148,45 +154,70 @@ test('mcpship replay prints progress and the report; a differing version would b
   assert.match(cli.stdout, /gate: BLOCKED/);
 });
 
+test('the schema diff runs with the replay: a required input added to the destructive tool blocks on its captured calls alone', async () => {
+  await saveVersion('1.0.3', { MODE: 'good', STRICT_WIPE: '1' }, { ...ROLLOUT, autoDeploy: false });
+  await waitForState('1.0.3', 'STAGED');
+  const started = await api<{ replayId: string }>('POST', `/api/services/${SERVICE}/replays`, { version: '1.0.3', sampleSize: 7 });
+  assert.equal(started.status, 202, JSON.stringify(started.body));
+  const report = await waitForReport(started.body.replayId);
+  assert.equal(report.status, 'DONE', report.error);
+  assert.equal(report.counts.breaks + report.counts.differs, 0, 'the replayed requests all pass');
+  const change = report.schema?.changes.find((c) => c.tool === 'wipe');
+  assert.deepEqual(change && { kind: change.kind, class: change.class, usage: change.usage }, { kind: 'required_input_added', class: 'breaking', usage: { calls: 4, rejected: 4 } }, JSON.stringify(report.schema));
+  assert.equal(report.schema?.class, 'breaking');
+  assert.equal(report.gate?.decision, 'blocked');
+  assert.match(report.gate!.reasons.join(' '), /schema: 4 of \d+ captured calls would be rejected by 1\.0\.3.*wipe: new required input "confirm"/);
+  const cell = await system.store.compatCells.findOne({ service: SERVICE, version: '1.0.3', source: 'schema', columnKey: 'tool:wipe' });
+  assert.deepEqual([cell?.status, cell?.runId], ['breaks', report.replayId]);
+});
+
 test('a version that breaks a tool used in the capture is BLOCKED before any user request reaches it; an override lets it go on', async () => {
   const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`);
   await waitFor('traffic to flow', () => traffic.report.ok > 5);
-  await saveVersion('1.0.3', { MODE: 'broken' });
-  await waitForState('1.0.3', 'BLOCKED');
+  await saveVersion('1.0.4', { MODE: 'broken' });
+  await waitForState('1.0.4', 'BLOCKED');
   // Users kept calling all along; not one of their requests went to the blocked version.
   const during = traffic.report.ok;
   await waitFor('more user calls while blocked', () => traffic.report.ok > during + 5);
-  assert.equal(await system.store.messages.countDocuments({ service: SERVICE, version: '1.0.3' }), 0, 'no user traffic captured for the candidate');
-  assert.deepEqual((await readRouting(system.store, SERVICE)).weights['1.0.3'] ?? 0, 0);
+  assert.equal(await system.store.messages.countDocuments({ service: SERVICE, version: '1.0.4' }), 0, 'no user traffic captured for the candidate');
+  assert.deepEqual((await readRouting(system.store, SERVICE)).weights['1.0.4'] ?? 0, 0);
   const state = (await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body;
   assert.equal(state.stage, 'BLOCKED');
   assert.equal(state.replayGate?.decision, 'blocked');
   assert.ok((state.replayGate?.counts?.breaks ?? 0) >= 6, JSON.stringify(state.replayGate));
   assert.match(state.replayGate!.reasons.join(' '), /break/);
-  const blocked = (await system.events.list({ service: SERVICE, limit: 1000 })).find((e) => e.kind === 'REPLAY_BLOCKED' && e.version === '1.0.3');
+  const blocked = (await system.events.list({ service: SERVICE, limit: 1000 })).find((e) => e.kind === 'REPLAY_BLOCKED' && e.version === '1.0.4');
   assert.ok(blocked, await timeline());
+
+  // Ended from outside while blocked (the Temporal CLI, as an operator might): the version can be deployed again.
+  const { temporalAddress } = stackAddresses();
+  await execa(stackBinary('temporal'), ['workflow', 'terminate', '--workflow-id', `deploy/${SERVICE}/1.0.4`, '--address', temporalAddress, '--namespace', config.temporal.namespace, '--reason', 'test: ended from outside']);
+  assert.equal(await versionState('1.0.4'), 'BLOCKED');
+  const again = await api('POST', `/api/services/${SERVICE}/deploy`, { version: '1.0.4' });
+  assert.equal(again.status, 202, JSON.stringify(again.body));
+  await waitFor('the second deployment to block again', async () => (await system.events.list({ service: SERVICE, limit: 1000 })).filter((e) => e.kind === 'REPLAY_BLOCKED' && e.version === '1.0.4').length === 2 || undefined, 300_000, 250);
 
   // Promote is refused while blocked; an override needs a reason.
   assert.equal((await api('POST', `/api/services/${SERVICE}/promote`, {})).status, 409);
   assert.equal((await api('POST', `/api/services/${SERVICE}/deployment/override`, {})).status, 400);
   const overridden = await api<DeploymentState>('POST', `/api/services/${SERVICE}/deployment/override`, { reason: 'add is being fixed by the caller' });
   assert.equal(overridden.status, 200, JSON.stringify(overridden.body));
-  await waitFor('the canary step after the override', async () => (await system.events.list({ service: SERVICE, limit: 1000 })).some((e) => e.kind === 'CANARY_STEP' && e.version === '1.0.3') || undefined, 120_000, 250);
+  await waitFor('the canary step after the override', async () => (await system.events.list({ service: SERVICE, limit: 1000 })).some((e) => e.kind === 'CANARY_STEP' && e.version === '1.0.4') || undefined, 120_000, 250);
   assert.equal((await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body.replayGate?.override, 'add is being fixed by the caller');
   await api('POST', `/api/services/${SERVICE}/abort`, { reason: 'test done' });
-  await waitFor('1.0.3 to end', async () => ['ABORTED', 'ROLLED_BACK'].includes((await versionState('1.0.3')) ?? '') || undefined, 120_000, 250);
+  await waitFor('1.0.4 to end', async () => ['ABORTED', 'ROLLED_BACK'].includes((await versionState('1.0.4')) ?? '') || undefined, 120_000, 250);
   await traffic.stop();
 });
 
 test('blue-green: gate, then 100% at once; the previous version stays warm and a rollback to it is instant', async () => {
-  await saveVersion('1.0.4', { MODE: 'good' }, { ...ROLLOUT, strategy: 'blueGreen', blueGreen: { keepWarmSec: 600 } });
-  await waitForState('1.0.4', 'ACTIVE');
+  await saveVersion('1.0.5', { MODE: 'good' }, { ...ROLLOUT, strategy: 'blueGreen', blueGreen: { keepWarmSec: 600 } });
+  await waitForState('1.0.5', 'ACTIVE');
   await waitForState('1.0.0', 'ARCHIVED');
-  const events = (await system.events.list({ service: SERVICE, limit: 1000 })).filter((e) => e.version === '1.0.4');
+  const events = (await system.events.list({ service: SERVICE, limit: 1000 })).filter((e) => e.version === '1.0.5');
   assert.ok(events.some((e) => e.kind === 'REPLAY_GATE' && e.status === 'ok'), events.map((e) => e.kind).join(' '));
   assert.ok(!events.some((e) => e.kind === 'CANARY_STEP'), 'no canary steps');
   const routing = await readRouting(system.store, SERVICE);
-  assert.equal(routing.stable, '1.0.4');
+  assert.equal(routing.stable, '1.0.5');
   await waitFor('the deployment to keep 1.0.0 warm', async () => (await api<DeploymentState>('GET', `/api/services/${SERVICE}/deployment`)).body.stage === 'WARM' || undefined, 60_000, 250);
   assert.ok((await system.store.instances.countDocuments({ service: SERVICE, version: '1.0.0', state: 'ready' })) >= 1, 'previous instances still ready');
 
@@ -242,4 +273,56 @@ test('a step that saw too little traffic holds, then pauses for a person; once t
   assert.equal((proven.find((e) => e.kind === 'REPLAY_GATE' && e.status === 'ok')?.details as { decision?: string } | undefined)?.decision, 'proven');
   assert.equal(proven.filter((e) => e.kind === 'STEP_HELD' || e.kind === 'PAUSED').length, 0);
   assert.ok(proven.some((e) => e.kind === 'ANALYSIS' && (e.details as { inconclusive?: boolean }).inconclusive), 'its step did see too little traffic');
+});
+
+test('stateless (2026-07-28) traffic of an SDK v2 client is replayed request by request', async () => {
+  const other = 'rs';
+  const otherDir = path.join(config.servicesDir, other);
+  const save = async (version: string, autoDeploy: boolean) =>
+    writeFile(
+      path.join(otherDir, 'mcp.json'),
+      JSON.stringify({
+        name: other,
+        version,
+        transport: 'http',
+        http: { path: '/mcp' },
+          // whoami answers with VERSION: the candidate differs there (and in the serverInfo of every result, which is not compared).
+        start: { command: 'node', args: ['server.mjs'], env: { VERSION: version } },
+        install: null,
+        steps: { lint: { run: 'node --check server.mjs' }, test: { run: 'node -e 0' }, build: { run: 'node -e 0' } },
+        rollout: { ...ROLLOUT, autoDeploy, replayGate: { ...ROLLOUT.replayGate, allowTools: ['echo', 'whoami'] } },
+      }),
+    );
+  const stateOf = async (version: string) => (await system.store.versions.findOne({ service: other, version }))?.state;
+  await cp(path.join(repoRoot, 'test', 'fixtures', 'dual-mode', 'server.mjs'), path.join(otherDir, 'server.mjs'));
+  await save('1.0.0', true);
+  await waitFor(`${other}@1.0.0 ACTIVE`, async () => (await stateOf('1.0.0')) === 'ACTIVE' || undefined, 300_000, 250);
+
+  const transport = new StatelessTransport(new URL(`${base}/mcp/${other}`));
+  const client = new StatelessClient({ name: 'stateless-user', version: '2.0.0' }, { versionNegotiation: { mode: 'auto' } });
+  await client.connect(transport);
+  assert.equal(transport.protocolVersion, '2026-07-28');
+  for (const text of ['a', 'b', 'c']) await client.callTool({ name: 'echo', arguments: { text } });
+  for (let i = 0; i < 2; i++) await client.callTool({ name: 'whoami', arguments: {} });
+  await client.close();
+  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: other, version: '1.0.0', direction: 'server_to_client', toolName: { $exists: true } })) >= 5 || undefined, 60_000, 200);
+  assert.equal(await system.store.messages.countDocuments({ service: other, sessionId: { $exists: true }, method: 'tools/call' }), 0, 'the calls were stateless');
+
+  await save('1.0.1', false);
+  await waitFor(`${other}@1.0.1 STAGED`, async () => (await stateOf('1.0.1')) === 'STAGED' || undefined, 300_000, 250);
+  const started = await api<{ replayId: string }>('POST', `/api/services/${other}/replays`, { version: '1.0.1' });
+  assert.equal(started.status, 202, JSON.stringify(started.body));
+  const report = await waitFor(`replay of ${other}`, async () => {
+    const { status, body } = await api<ReplayReportDoc>('GET', `/api/services/${other}/replays/${started.body.replayId}`);
+    return status === 200 && body.status !== 'RUNNING' ? body : undefined;
+  }, 300_000, 250);
+  assert.equal(report.status, 'DONE', report.error);
+  assert.deepEqual({ ...report.counts }, { replayed: 5, equal: 3, noise: 0, differs: 2, breaks: 0, skipped: 0 }, JSON.stringify(report.samples));
+  assert.deepEqual([report.perTool.echo?.equal, report.perTool.whoami?.differs], [3, 2]);
+  assert.equal(report.samples[0]?.diffs[0]?.path, '/result/content/0/text');
+  assert.equal(report.schema?.class, 'none');
+  const cells = await system.store.compatCells.find({ service: other, version: '1.0.1', source: 'replay' }).toArray();
+  const client2026 = cells.find((c) => c.column.kind === 'client' && c.column.protocolRevision === '2026-07-28');
+  assert.ok(client2026, JSON.stringify(cells.map((c) => c.columnKey)));
+  assert.deepEqual([client2026.counts.replayed, client2026.status], [5, 'differs']);
 });

@@ -21,6 +21,10 @@ test('JSON inside content[].text is compared as JSON, the JSON-RPC id never', ()
   // Plain text stays a string; a change is one change of the whole text.
   const plain = diffJson(comparable({ result: { content: [{ type: 'text', text: 'hello' }] } }), comparable({ result: { content: [{ type: 'text', text: 'hullo' }] } }));
   assert.deepEqual(plain.map((d) => d.path), ['/result/content/0/text']);
+  // A 2026-07-28 result's serverInfo (the version that answered) is envelope, not answer; other _meta stays.
+  const meta = (version: string, extra = {}) => comparable({ result: { content: [], _meta: { 'io.modelcontextprotocol/serverInfo': { name: 's', version }, ...extra } } });
+  assert.deepEqual(diffJson(meta('1.0.0'), meta('1.0.1')), []);
+  assert.deepEqual(diffJson(meta('1.0.0', { trace: 1 }), meta('1.0.1', { trace: 2 })).map((d) => d.path), ['/result/_meta/trace']);
   // Keys with "/" and "~" are escaped as RFC 6901 says.
   assert.deepEqual(diffJson({ 'a/b': 1, 'c~d': 1 } as Json, { 'a/b': 2, 'c~d': 1, e: 0 } as Json).map((d) => [d.kind, d.path]), [['value_changed', '/a~1b'], ['field_added', '/e']]);
 });
