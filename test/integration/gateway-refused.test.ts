@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { Client as SessionClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as SessionTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import express from 'express';
 import { createGateway } from '../../api/gateway/gateway.ts';
 import type { ExchangeContext, TrafficObserver } from '../../api/gateway/traffic.ts';
@@ -21,10 +20,9 @@ import type { Config } from '../../core/config.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { keyedDraw, weightListOf } from '../../core/routing.ts';
+import { startDualModeFixture } from '../support/dual-mode-fixture.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const FIXTURE = path.join(ROOT, 'test/fixtures/dual-mode/server.mjs');
 const GUARD = { timeout: 300_000 };
 const log = createLogger('error', 'gateway-refused-test');
 
@@ -44,20 +42,9 @@ class Recorder implements TrafficObserver {
 }
 
 async function startFixture(name: string, version: string): Promise<void> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  const child = execa('node', [FIXTURE], { env: { ...env, PORT: '0', VERSION: version }, extendEnv: false, reject: false, stdin: 'ignore' });
+  const { child, url } = await startDualModeFixture({ VERSION: version });
   children.set(name, child);
-  const port = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /listening on (\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.once('exit', () => reject(new Error(`fixture ${name} exited: ${out}`)));
-  });
-  urls[name] = `http://127.0.0.1:${port}/mcp`;
+  urls[name] = url;
 }
 
 /** Killed outright: its port refuses connections, while MongoDB still lists the instance ready. */

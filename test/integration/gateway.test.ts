@@ -30,6 +30,7 @@ import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { weightListOf } from '../../core/routing.ts';
+import { childEnv } from '../support/child-env.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -71,12 +72,6 @@ async function pool(n: number, width: number, fn: (i: number) => Promise<void>):
       while (next < n) await fn(next++);
     }),
   );
-}
-
-function childEnv(extra: Record<string, string>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  return { ...env, ...extra };
 }
 
 class Recorder implements TrafficObserver {

@@ -15,6 +15,7 @@ import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotoc
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { execa, type ResultPromise } from 'execa';
 import { loadManifest, STEP_NAMES, type Manifest, type Step } from '../../core/manifest.ts';
+import { childEnv } from '../support/child-env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SAMPLES = path.join(ROOT, 'examples/services');
@@ -43,11 +44,13 @@ async function copySample(name: string, as = name): Promise<string> {
   return dest;
 }
 
-/** The environment a step runs in: ours, minus node:test's marker so a nested `node --test` runs normally. */
-function stepEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && key !== 'NODE_TEST_CONTEXT') env[key] = value;
-  return env;
+/** A copy of a sample and its manifest, checked to be of the transport the tests expect. */
+async function sampleWithManifest(name: string, transport: Manifest['transport']): Promise<{ dir: string; manifest: Manifest }> {
+  const dir = await copySample(name);
+  const manifest = await loadManifest(dir);
+  assert.equal(manifest.transport, transport);
+  assert.equal(manifest.install, null, 'inside the repository the sample needs no install of its own');
+  return { dir, manifest };
 }
 
 /** Runs a manifest step the way mcpship does: a shell command line in the service folder, with its timeout. */
@@ -55,7 +58,7 @@ async function runStep(dir: string, step: Step): Promise<{ exitCode: number | un
   const result = await execa(step.run, {
     shell: true,
     cwd: dir,
-    env: stepEnv(),
+    env: childEnv(),
     extendEnv: false,
     timeout: step.timeoutSec * 1000,
     reject: false,
@@ -96,10 +99,7 @@ describe('hello-world (stdio)', GUARD, () => {
   let transport: StdioClientTransport | undefined;
 
   before(async () => {
-    dir = await copySample('hello-world');
-    manifest = await loadManifest(dir);
-    assert.equal(manifest.transport, 'stdio');
-    assert.equal(manifest.install, null, 'inside the repository the sample needs no install of its own');
+    ({ dir, manifest } = await sampleWithManifest('hello-world', 'stdio'));
   });
 
   after(async () => {
@@ -159,10 +159,7 @@ describe('calculator (Streamable HTTP)', GUARD, () => {
   let url = '';
 
   before(async () => {
-    dir = await copySample('calculator');
-    manifest = await loadManifest(dir);
-    assert.equal(manifest.transport, 'http');
-    assert.equal(manifest.install, null, 'inside the repository the sample needs no install of its own');
+    ({ dir, manifest } = await sampleWithManifest('calculator', 'http'));
   });
 
   after(async () => {
