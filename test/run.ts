@@ -51,6 +51,12 @@ if (needsStack) {
   stopStack = () => stack.stop();
 }
 
+// Most of an integration test's time is waiting (rollout steps, debounces, process starts), so two
+// files at once halve the wall time on two cores; each file has its own namespace, database, task
+// queue, ports and state dir, so they cannot see each other.
+const concurrency = Number(process.env.MCPSHIP_TEST_CONCURRENCY ?? 2);
+if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`MCPSHIP_TEST_CONCURRENCY must be a positive integer, not ${process.env.MCPSHIP_TEST_CONCURRENCY}`);
+
 let exitCode = 1;
 const stop = async () => {
   await stopStack();
@@ -65,7 +71,7 @@ try {
     process.execPath,
     // A hung test (or hook) must fail the run, not stall it: a per-test ceiling far above any
     // test's real duration, and no waiting on handles left open after the last test.
-    ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-force-exit', '--test-reporter=spec', ...files],
+    ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=600000', '--test-force-exit', '--test-reporter=spec', ...files],
     { env, stdio: 'inherit', reject: false, cwd: repoRoot },
   );
   exitCode = result.exitCode ?? 1;
