@@ -14,6 +14,9 @@
  *    From the report: the whole workflow's time (prepare: read and plan the capture; run: start two
  *    instances, replay, store each result; finish: noise model, counts, matrix cells), and
  *    replayed requests per second over it.
+ *    Baseline, in the same run: the same plan sent straight to a candidate and a stable instance
+ *    by the replay's own Conversation, same concurrency, no workflow, no storage, no judging
+ *    (bench/lib/replay-direct.ts): what the HTTP exchanges alone cost on this machine now.
  * 3. Gate: the next version is saved with autoDeploy; its deployment replays the same capture
  *    before any weight. Time to the gate's decision: from the REPLAY_GATE start event (the
  *    candidate's own instances ready) to the decision, and from the save.
@@ -29,6 +32,9 @@ import { startSystem } from '../cli/system.ts';
 import type { EventDoc, ReplayReportDoc, VersionDoc } from '../core/documents.ts';
 import { createLogger } from '../core/log.ts';
 import { waitFor } from '../test/support/wait.ts';
+import { startReplayInstance } from '../activities/replay-instances.ts';
+import { planReplay, type SelectableDoc } from '../compat/replay-select.ts';
+import { replayDirect } from './lib/replay-direct.ts';
 import { benchConfig, benchStateDir, fmtMs, heading, machineLine, onceCleanup, removeStateDir, repoRoot, table } from './lib/common.ts';
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 10_000);
@@ -102,6 +108,14 @@ try {
   const finished = await findEvent((e) => e.kind === 'REPLAY_FINISHED' && (e.details as { replayId?: string }).replayId === replayId);
   const replayMs = report.durationMs ?? NaN;
 
+  // Baseline: the same plan, straight to two instances of the two versions.
+  const docs = (await system.store.messages.find({ service: SERVICE, version: '1.0.0' }).sort({ at: 1, messageId: 1 }).toArray()) as SelectableDoc[];
+  const plan = planReplay(docs, { sampleSize: MESSAGES }, replayId);
+  const dirOf = async (version: string) => (await system.store.versions.findOne({ service: SERVICE, version }))!.stagedDir!;
+  const instance = async (version: string) => startReplayInstance({ dir: await dirOf(version), label: `bench-direct-${version}`, stateDir: config.stateDir, readyTimeoutMs: 60_000, signal: new AbortController().signal });
+  const [candidate, stable] = await Promise.all([instance('1.0.1'), instance('1.0.0')]);
+  const direct = await replayDirect(plan, { candidate: candidate.url, stable: stable.url }, CONCURRENCY).finally(() => Promise.all([candidate.stop(), stable.stop()]));
+
   // 3. The gate of a deployment.
   const savedAt = await save('1.0.2', true);
   const gateStart = await findEvent((e) => e.kind === 'REPLAY_GATE' && e.version === '1.0.2' && e.status === 'running');
@@ -119,6 +133,7 @@ try {
         ['  prepare (read + plan the capture, open the report)', fmtMs(started.time.getTime() - new Date(report.startedAt).getTime())],
         ['  run + finish (2 instances started, replay, noise, counts, cells)', fmtMs(finished.time.getTime() - started.time.getTime())],
         ['replayed requests per second (whole workflow)', ((report.counts.replayed / replayMs) * 1000).toFixed(0)],
+        ['baseline: the same plan straight to 2 instances (no workflow, storage, judging)', `${direct.requests} in ${fmtMs(direct.ms)}: ${((direct.requests / direct.ms) * 1000).toFixed(0)} requests/s`],
         ['captured messages per second (whole workflow)', ((captured / replayMs) * 1000).toFixed(0)],
         ['gate: decision', `${gateReport.decision ?? decision.kind} on ${gateReport.counts?.replayed ?? '?'} requests`],
         ['gate: instances ready -> decision', fmtMs(decision.time.getTime() - gateStart.time.getTime())],
