@@ -311,13 +311,26 @@ test('the retry waits double each time, up to the cap', () => {
   assert.deepEqual([1, 2, 3, 4, 5, 40].map((n) => retryDelayMs(n, RETRY)), [50, 100, 200, 200, 200, 200]);
 });
 
-test('an undelivered change is retried with backoff until delivered, without another save, and logged once', async () => {
+/**
+ * Runs `body` with the receiver down and calc/index.ts saved as 'b' (content 'a' was delivered at
+ * start), once the first attempt to deliver that save has failed.
+ */
+async function duringOutage(body: (o: { root: string; receiver: ReturnType<typeof flakyReceiver>; h: Harness }) => Promise<void>): Promise<void> {
   const root = await makeRoot({ calc: { 'index.ts': 'a' } });
   const receiver = flakyReceiver();
   const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
   try {
     receiver.down = true;
     await put(root, 'calc/index.ts', 'b');
+    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+    await body({ root, receiver, h });
+  } finally {
+    await h.watcher.close();
+  }
+}
+
+test('an undelivered change is retried with backoff until delivered, without another save, and logged once', () =>
+  duringOutage(async ({ root, receiver, h }) => {
     await waitFor('five failed attempts', () => receiver.attempts.length >= 6);
     assert.deepEqual(h.watcher.pending('calc'), ['index.ts'], 'the undelivered change is pending');
     const failed = receiver.attempts.slice(1);
@@ -340,19 +353,10 @@ test('an undelivered change is retried with backoff until delivered, without ano
     await sleep(QUIET);
     assert.equal(receiver.attempts.length, attempts, 'no attempt after the delivery');
     assert.equal(undeliveredErrors(h).length, 1);
-  } finally {
-    await h.watcher.close();
-  }
-});
+  }));
 
-test('a newer save supersedes the undelivered one: only the newest content is delivered, with both paths', async () => {
-  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
-  const receiver = flakyReceiver();
-  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
-  try {
-    receiver.down = true;
-    await put(root, 'calc/index.ts', 'b');
-    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+test('a newer save supersedes the undelivered one: only the newest content is delivered, with both paths', () =>
+  duringOutage(async ({ root, receiver, h }) => {
     const older = receiver.attempts[1]!.change.hash;
     await put(root, 'calc/extra.ts', 'c');
     const newest = await hashOf(root, 'calc');
@@ -369,19 +373,10 @@ test('a newer save supersedes the undelivered one: only the newest content is de
     assert.deepEqual(receiver.delivered[1]!.changedPaths, ['extra.ts', 'index.ts']);
     await sleep(QUIET);
     assert.equal(receiver.delivered.length, 2);
-  } finally {
-    await h.watcher.close();
-  }
-});
+  }));
 
-test('a save back to the delivered content ends the retry: nothing is missing', async () => {
-  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
-  const receiver = flakyReceiver();
-  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
-  try {
-    receiver.down = true;
-    await put(root, 'calc/index.ts', 'b');
-    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+test('a save back to the delivered content ends the retry: nothing is missing', () =>
+  duringOutage(async ({ root, receiver, h }) => {
     await put(root, 'calc/index.ts', 'a');
     await waitFor('the retry to end', () => h.watcher.pending('calc').length === 0);
     const attempts = receiver.attempts.length;
@@ -389,25 +384,13 @@ test('a save back to the delivered content ends the retry: nothing is missing', 
     await sleep(QUIET);
     assert.equal(receiver.attempts.length, attempts);
     assert.equal(receiver.delivered.length, 1);
-  } finally {
-    await h.watcher.close();
-  }
-});
+  }));
 
-test('close() ends the retry of an undelivered change, with a warning that names it', async () => {
-  const root = await makeRoot({ calc: { 'index.ts': 'a' } });
-  const receiver = flakyReceiver();
-  const h = await start(root, { onChange: receiver.onChange, retry: RETRY });
-  try {
-    receiver.down = true;
-    await put(root, 'calc/index.ts', 'b');
-    await waitFor('a failed attempt', () => receiver.attempts.length >= 2);
+test('close() ends the retry of an undelivered change, with a warning that names it', () =>
+  duringOutage(async ({ receiver, h }) => {
     await h.watcher.close();
     const attempts = receiver.attempts.length;
     await sleep(QUIET);
     assert.equal(receiver.attempts.length, attempts);
     assert.ok(h.logLines.some((l) => l.level === 40 && l.msg === 'watcher closed with a change still undelivered'));
-  } finally {
-    await h.watcher.close();
-  }
-});
+  }));
