@@ -38,12 +38,13 @@ const SERVE_COMMANDS: [name: string, description: string, parts: SystemParts][] 
 for (const [name, description, serveParts] of SERVE_COMMANDS) {
   const command = program.command(name).description(description);
   if (name === 'worker') command.option('--no-runner', 'leave the instances to `mcpship runner` nodes');
-  command.action(async (opts: { runner?: boolean }) => {
+  command.option('--json', 'print one JSON line when up (addresses) and one when stopped; logs stay JSON on stderr');
+  command.action(async (opts: { runner?: boolean; json?: boolean }) => {
     const parts = { ...serveParts, runner: serveParts.runner === true && opts.runner !== false };
     const { config } = load();
     // Refused before anything starts: a stack brought up only to be stopped again helps no one.
     if (parts.api) assertSafeBind({ host: config.api.host, adminToken: await resolveAdminToken(config) });
-    await runServe(config, createLogger(config.logLevel), parts);
+    await runServe(config, createLogger(config.logLevel), parts, { json: opts.json === true });
   });
 }
 

@@ -3,9 +3,21 @@ import type { Logger } from '../core/log.ts';
 import { startSystem, type SystemParts } from './system.ts';
 
 /** Runs the system in the foreground until SIGINT/SIGTERM, then stops every part it started. */
-export async function runServe(config: Config, log: Logger, parts: SystemParts): Promise<void> {
+export async function runServe(config: Config, log: Logger, parts: SystemParts, opts: { json?: boolean } = {}): Promise<void> {
   const system = await startSystem(config, log, parts);
   const { stack } = system;
+  // --json: one line a script can wait for and read the addresses from (the logs go to stderr).
+  const say = (state: 'up' | 'stopped', text: string) => {
+    if (!opts.json) return console.log(text);
+    const up = {
+      temporal: { address: stack.temporalAddress, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, ...(stack.temporalUiUrl ? { uiUrl: stack.temporalUiUrl } : {}) },
+      mongo: { uri: stack.mongoUri, database: config.mongo.database },
+      ...(system.api ? { api: system.api.url } : {}),
+      worker: Boolean(system.worker),
+      stateDir: config.stateDir,
+    };
+    console.log(JSON.stringify({ state, ...(state === 'up' ? up : {}) }));
+  };
   const lines = [
     'mcpship is up',
     `  Temporal         ${stack.temporalAddress} (namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue})`,
@@ -16,7 +28,7 @@ export async function runServe(config: Config, log: Logger, parts: SystemParts):
     `  state            ${config.stateDir}`,
     'Ctrl-C stops everything.',
   ];
-  console.log(lines.join('\n'));
+  say('up', lines.join('\n'));
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log.info({ signal }, 'stopping');
@@ -30,5 +42,5 @@ export async function runServe(config: Config, log: Logger, parts: SystemParts):
     });
   });
   await system.stop();
-  console.log('mcpship stopped');
+  say('stopped', 'mcpship stopped');
 }

@@ -64,17 +64,17 @@ async function stop(started: { child: ResultPromise; output: () => string }, sig
   await waitFor(`mcpship up to exit on ${signal}`, () => child.exitCode !== null || child.signalCode !== null, 120_000).catch((err: Error) => {
     throw new Error(`${err.message}; its processes: ${listed(descendants(child.pid!)).join(' | ')}`);
   });
-  await waitFor('the goodbye of mcpship up', () => started.output().includes('mcpship stopped'), 30_000);
+  await waitFor('the goodbye of mcpship up', () => /mcpship stopped|\{"state":"stopped"\}/.test(started.output()), 30_000);
   return child.exitCode;
 }
 
 /** Starts `mcpship up` and resolves once it prints that it is up. */
-async function up(env: NodeJS.ProcessEnv): Promise<{ child: ResultPromise; output: () => string }> {
-  const child = execa(process.execPath, ['--import', 'tsx', cli, 'up'], { env, reject: false, cwd: repoRoot, all: true, extendEnv: false });
+async function up(env: NodeJS.ProcessEnv, json = false): Promise<{ child: ResultPromise; output: () => string }> {
+  const child = execa(process.execPath, ['--import', 'tsx', cli, 'up', ...(json ? ['--json'] : [])], { env, reject: false, cwd: repoRoot, all: true, extendEnv: false });
   let output = '';
   child.all!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   await new Promise<void>((resolve, reject) => {
-    child.all!.on('data', () => output.includes('Ctrl-C stops everything.') && resolve());
+    child.all!.on('data', () => output.includes(json ? '{"state":"up"' : 'Ctrl-C stops everything.') && resolve());
     void child.then((r) => reject(new Error(`mcpship up exited (${r.exitCode}) before it was up:\n${output}`)));
   });
   return { child, output: () => output };
@@ -104,13 +104,19 @@ test('`mcpship up` serves Temporal Web UI and the API, stops cleanly on SIGINT, 
   assert.equal(await stop(first, 'SIGINT'), 0, first.output());
   assert.deepEqual(listed(stillAlive(tree)), [], 'no process is left behind');
 
-  const second = await up(env);
+  // The second start says it is up as JSON (--json), with the addresses a script needs.
+  const second = await up(env, true);
+  const upLine = JSON.parse(second.output().split('\n').find((l) => l.startsWith('{"state":"up"'))!) as { api: string; temporal: { uiUrl: string }; mongo: { uri: string } };
+  assert.equal(upLine.api, `http://127.0.0.1:${p.MCPSHIP_API_PORT}`);
+  assert.equal(upLine.temporal.uiUrl, `http://127.0.0.1:${p.MCPSHIP_TEMPORAL_UI_PORT}`);
+  assert.equal(upLine.mongo.uri, `mongodb://127.0.0.1:${p.MCPSHIP_MONGO_PORT}/`);
   const secondTree = descendants(second.child.pid!);
   const again = new MongoClient(`mongodb://127.0.0.1:${p.MCPSHIP_MONGO_PORT}/`);
   const kept = await again.db('persist').collection('marks').findOne({ mark: 'kept' });
   await again.close();
   const workflow = await withTemporal(p, (client) => client.workflow.getHandle('persist-check').describe());
   assert.equal(await stop(second, 'SIGTERM'), 0, second.output());
+  assert.match(second.output(), /^\{"state":"stopped"\}$/m);
   assert.ok(kept, 'the second start sees what MongoDB stored in the first');
   assert.equal(workflow.runId, started.firstExecutionRunId, 'the second start sees the workflow the first one ran');
   assert.equal(workflow.status.name, 'RUNNING');
