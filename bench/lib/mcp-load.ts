@@ -67,18 +67,28 @@ async function phase(name: 'calls-start' | 'calls-end'): Promise<void> {
   });
 }
 
+/** Sessions being opened at once. */
+const CONNECTS_AT_ONCE = 32;
+
 async function run(opts: LoadOptions): Promise<LoadResult> {
+  let connecting = 0;
   const cpuBefore = process.cpuUsage();
   const messages = { sent: 0, received: 0 };
-  const sessions = await Promise.all(
-    Array.from({ length: opts.clients }, async () => {
-      const transport = new StreamableHTTPClientTransport(new URL(opts.url));
-      countMessages(transport, messages);
-      const client = new Client({ name: 'mcpship-bench', version: '0.0.0' });
-      // The background GET stream ends with the session; nothing here depends on it.
-      client.onerror = () => {};
-      await client.connect(transport);
-      return { client, transport };
+  const sessions: { client: Client; transport: StreamableHTTPClientTransport }[] = [];
+  // A bounded number of connects at a time: a thousand at once overflow the server's listen
+  // backlog (ECONNRESET) before anything is measured.
+  await Promise.all(
+    Array.from({ length: Math.min(opts.clients, CONNECTS_AT_ONCE) }, async () => {
+      while (sessions.length + connecting < opts.clients) {
+        connecting++;
+        const transport = new StreamableHTTPClientTransport(new URL(opts.url));
+        countMessages(transport, messages);
+        const client = new Client({ name: 'mcpship-bench', version: '0.0.0' });
+        // The background GET stream ends with the session; nothing here depends on it.
+        client.onerror = () => {};
+        await client.connect(transport).finally(() => connecting--);
+        sessions.push({ client, transport });
+      }
     }),
   );
 
