@@ -3,7 +3,7 @@
  * ports, percentiles and plain-text tables. Benchmarks print figures; they never assert.
  */
 import { randomUUID } from 'node:crypto';
-import { cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, type Config } from '../../core/config.ts';
 import type { EventDoc } from '../../core/documents.ts';
@@ -82,40 +82,7 @@ export function onceCleanup(cleanup: () => Promise<void>): () => Promise<void> {
 // ------------------------------------------------------------------------------------------
 // Sample services and their events
 
-/** Copies examples/services/<sample> to `dest`, without node_modules and dist. */
-export async function copySample(sample: string, dest: string): Promise<void> {
-  await cp(path.join(repoRoot, 'examples', 'services', sample), dest, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-}
-
-export interface AddServiceOptions {
-  /** The folder under examples/services to copy. */
-  sample: string;
-  /** The new service's name: its folder under the services root and its manifest's `name`. */
-  service: string;
-  servicesDir: string;
-  stateDir: string;
-  /** Fields set in mcp.json besides `name` (they win over the sample's own). */
-  manifest?: Record<string, unknown>;
-  /** Changes to the copy (its folder) before it is moved in. */
-  patch?: (dir: string) => Promise<void>;
-}
-
-/**
- * Copies a sample in beside the services root, patches and names it, then moves it in at once, so
- * the watcher never sees half a copy. Returns the service's folder under the services root.
- */
-export async function addSampleService(opts: AddServiceOptions): Promise<string> {
-  const staging = path.join(opts.stateDir, 'incoming', opts.service);
-  await copySample(opts.sample, staging);
-  await opts.patch?.(staging);
-  const manifestFile = path.join(staging, 'mcp.json');
-  const manifest = JSON.parse(await readFile(manifestFile, 'utf8'));
-  await writeFile(manifestFile, JSON.stringify({ ...manifest, name: opts.service, ...opts.manifest }, null, 2));
-  await mkdir(opts.servicesDir, { recursive: true });
-  const dir = path.join(opts.servicesDir, opts.service);
-  await rename(staging, dir);
-  return dir;
-}
+export { addSampleService, copySample, type AddServiceOptions } from '../../test/support/sample-service.ts';
 
 export interface EventsUntilOptions {
   service: string;

@@ -13,6 +13,7 @@ import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
 import { McpTraffic } from '../support/mcp-traffic.ts';
+import { editJson } from '../support/sample-service.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -63,12 +64,7 @@ async function api<T = any>(pathname: string, body?: unknown): Promise<{ status:
   return { status: res.status, body: (await res.json()) as T };
 }
 
-async function editManifest(edit: (m: Record<string, any>) => void): Promise<void> {
-  const file = path.join(dir, 'mcp.json');
-  const m = JSON.parse(await readFile(file, 'utf8'));
-  edit(m);
-  await writeFile(file, JSON.stringify(m, null, 2));
-}
+const editManifest = (edit: (m: Record<string, any>) => void) => editJson(path.join(dir, 'mcp.json'), edit);
 
 const versionState = async (version: string) => (await system.store.versions.findOne({ service: SERVICE, version }))?.state;
 

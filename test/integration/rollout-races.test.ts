@@ -8,7 +8,7 @@
  * - superseding is noticed while waiting for instances.
  */
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { EventDoc, VersionDoc } from '../../core/documents.ts';
@@ -17,6 +17,7 @@ import { pullVersion, readRouting, setRouting } from '../../core/routing-store.t
 import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
+import { editJson } from '../support/sample-service.ts';
 import { testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -44,12 +45,7 @@ async function api(pathname: string, body: unknown = {}): Promise<{ status: numb
   return { status: res.status, body: await res.json() };
 }
 
-async function editManifest(edit: (m: Record<string, any>) => void): Promise<void> {
-  const file = path.join(dir, 'mcp.json');
-  const m = JSON.parse(await readFile(file, 'utf8'));
-  edit(m);
-  await writeFile(file, JSON.stringify(m, null, 2));
-}
+const editManifest = (edit: (m: Record<string, any>) => void) => editJson(path.join(dir, 'mcp.json'), edit);
 
 const versionState = async (version: string) => (await system.store.versions.findOne({ service: SERVICE, version }))?.state;
 const waitForState = (version: string, state: VersionDoc['state']) => waitFor(`${SERVICE}@${version} ${state}`, async () => (await versionState(version)) === state, 300_000, 250);
