@@ -14,7 +14,6 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import fc from 'fast-check';
 import { z } from 'zod';
@@ -26,6 +25,7 @@ import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { weightListOf } from '../../core/routing.ts';
 import { freePort } from '../../stack/ports.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
+import { serveStatelessMcp } from '../support/stateless-mcp.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SERVICE = 'echo';
@@ -46,16 +46,10 @@ const count = (what: string, n = 1) => void (counts[what] = (counts[what] ?? 0) 
 /** A stateless SDK server whose `echo` returns its `value` as JSON text: what goes in must come out. */
 async function startEcho(): Promise<{ server: Server; url: string }> {
   const app = createMcpExpressApp({ host: '127.0.0.1' });
-  app.post('/mcp', async (req, res) => {
+  serveStatelessMcp(app, '/mcp', () => {
     const server = new McpServer({ name: 'echo', version: VERSION });
     server.registerTool('echo', { description: 'Echoes value.', inputSchema: { value: z.any() } }, async ({ value }) => ({ content: [{ type: 'text', text: JSON.stringify(value) }] }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    return server;
   });
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));

@@ -31,6 +31,7 @@ import { createLogger } from '../../core/log.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { weightListOf } from '../../core/routing.ts';
 import { childEnv } from '../support/child-env.ts';
+import { serveStatelessMcp } from '../support/stateless-mcp.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -258,16 +259,10 @@ async function startStateless(version: string, opts: { resetReused?: boolean } =
     }
     next();
   });
-  app.post('/mcp', async (req, res) => {
+  serveStatelessMcp(app, '/mcp', () => {
     const server = new McpServer({ name: 'stateless', version });
     server.registerTool('whoami', { description: 'The server version.' }, async () => ({ content: [{ type: 'text', text: version }] }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
+    return server;
   });
   app.get('/mcp', (_req, res) => void res.status(405).set('Allow', 'POST').end());
   const { server, port } = await listen(app);
@@ -312,9 +307,8 @@ interface RunningGateway {
   url: (service: string) => string;
 }
 
-async function startGateway(opts: { config?: Config; breaker?: BreakerView } = {}): Promise<RunningGateway> {
-  const recorder = new Recorder();
-  const gateway = createGateway({ config: opts.config ?? config, store, log, events: new EventStore(store), observer: recorder, ...(opts.breaker ? { breaker: opts.breaker } : {}) });
+/** Serves the gateway's router under /mcp on a free port until the file's cleanup; returns the port. */
+async function serveGateway(gateway: Gateway): Promise<number> {
   const app = express();
   app.use('/mcp', gateway.router);
   const { server, port } = await listen(app);
@@ -322,6 +316,13 @@ async function startGateway(opts: { config?: Config; breaker?: BreakerView } = {
     await gateway.close();
     await closeServer(server);
   });
+  return port;
+}
+
+async function startGateway(opts: { config?: Config; breaker?: BreakerView } = {}): Promise<RunningGateway> {
+  const recorder = new Recorder();
+  const gateway = createGateway({ config: opts.config ?? config, store, log, events: new EventStore(store), observer: recorder, ...(opts.breaker ? { breaker: opts.breaker } : {}) });
+  const port = await serveGateway(gateway);
   return { gateway, recorder, port, url: (service) => `http://127.0.0.1:${port}/mcp/${service}` };
 }
 
@@ -455,14 +456,7 @@ describe('session-sticky weighted routing', GUARD, () => {
         };
       },
     });
-    const gateway = createGateway({ config, store: { ...store, sessions }, log });
-    const app = express();
-    app.use('/mcp', gateway.router);
-    const { server, port } = await listen(app);
-    cleanups.push(async () => {
-      await gateway.close();
-      await closeServer(server);
-    });
+    const port = await serveGateway(createGateway({ config, store: { ...store, sessions }, log }));
     // streamy answers initialize as an SSE stream, the calculator as JSON.
     for (const service of ['streamy', 'calc']) {
       const res = await post(`http://127.0.0.1:${port}/mcp/${service}`, initializeMessage('2025-06-18'));

@@ -53,6 +53,16 @@ async function sampleWithManifest(name: string, transport: Manifest['transport']
   return { dir, manifest };
 }
 
+/** Every sample suite's first test; `sample` is read when it runs, after the suite's before(). */
+function testLintAndTestPass(sample: () => { dir: string; manifest: Manifest }): void {
+  test('lint and test steps pass', async () => {
+    const { dir, manifest } = sample();
+    await assertStepPasses(dir, manifest, 'lint');
+    const output = await assertStepPasses(dir, manifest, 'test');
+    assert.match(output, /# fail 0/);
+  });
+}
+
 /** Runs a manifest step the way mcpship does: a shell command line in the service folder, with its timeout. */
 async function runStep(dir: string, step: Step): Promise<{ exitCode: number | undefined; output: string }> {
   const result = await execa(step.run, {
@@ -114,11 +124,7 @@ describe('hello-world (stdio)', GUARD, () => {
     }
   });
 
-  test('lint and test steps pass', async () => {
-    await assertStepPasses(dir, manifest, 'lint');
-    const output = await assertStepPasses(dir, manifest, 'test');
-    assert.match(output, /# fail 0/);
-  });
+  testLintAndTestPass(() => ({ dir, manifest }));
 
   test('build step produces what start runs', async () => {
     await assertStepPasses(dir, manifest, 'build');
@@ -168,11 +174,7 @@ describe('calculator (Streamable HTTP)', GUARD, () => {
     await server?.catch(() => {});
   });
 
-  test('lint and test steps pass', async () => {
-    await assertStepPasses(dir, manifest, 'lint');
-    const output = await assertStepPasses(dir, manifest, 'test');
-    assert.match(output, /# fail 0/);
-  });
+  testLintAndTestPass(() => ({ dir, manifest }));
 
   test('build step produces what start runs', async () => {
     await assertStepPasses(dir, manifest, 'build');
