@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ResultPromise } from 'execa';
@@ -8,8 +8,8 @@ import { EventStore } from '../../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
 import { readRouting } from '../../core/routing-store.ts';
 import { signalGroup } from '../../runner/process-group.ts';
-import { repoRoot } from '../../stack/binaries.ts';
 import { membersOfGroups } from '../support/processes.ts';
+import { addSampleService } from '../support/sample-service.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 import { startWorkerProcess } from '../support/worker-process.ts';
@@ -40,11 +40,9 @@ function waitForEvent(match: (e: EventDoc) => boolean, what: string, afterSeq = 
 
 test('the worker killed in the middle of a ramp: a new worker continues from the same step, with one promotion', async () => {
   worker = startWorkerProcess(config);
-  const dir = path.join(config.servicesDir, SERVICE);
-  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-  const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
   // No traffic here: quiet steps pass instead of holding for a person (the hold rule is tested in replay.test.ts).
-  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name: SERVICE, rollout: { steps: [25, 50, 100], intervalSec: 4, analysis: { onInconclusive: 'pass' } } }, null, 2));
+  const rollout = { steps: [25, 50, 100], intervalSec: 4, analysis: { onInconclusive: 'pass' } };
+  const dir = await addSampleService({ sample: 'calculator', service: SERVICE, servicesDir: config.servicesDir, stateDir: config.stateDir, manifest: { rollout } });
   await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.0', 'the first version to go live');
 
   const from = await events.lastSeq();

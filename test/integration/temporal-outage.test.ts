@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
@@ -8,11 +8,11 @@ import type { EventDoc } from '../../core/documents.ts';
 import { pino } from 'pino';
 import { hashTree } from '../../core/tree-hash.ts';
 import { readRouting } from '../../core/routing-store.ts';
-import { repoRoot } from '../../stack/binaries.ts';
 import type { ManagedProcess } from '../../stack/managed-process.ts';
 import { freePort } from '../../stack/ports.ts';
 import { launchTemporalDev, temporalReady } from '../../stack/temporal.ts';
 import { McpTraffic } from '../support/mcp-traffic.ts';
+import { addSampleService } from '../support/sample-service.ts';
 import { testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -52,10 +52,7 @@ const since = (afterSeq: number) => system.events.list({ service: SERVICE, after
 const waitForEvent = (match: (e: EventDoc) => boolean, what: string, afterSeq = 0) => waitFor(what, async () => (await since(afterSeq)).find(match), 180_000, 250);
 
 test('with Temporal stopped the gateway keeps routing on the last weights, and the rollout goes on once it is back', async () => {
-  const dir = path.join(config.servicesDir, SERVICE);
-  await cp(path.join(repoRoot, 'examples', 'services', 'calculator'), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-  const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
-  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name: SERVICE, rollout: { steps: [50, 100], intervalSec: 8 } }, null, 2));
+  const dir = await addSampleService({ sample: 'calculator', service: SERVICE, servicesDir: config.servicesDir, stateDir: config.stateDir, manifest: { rollout: { steps: [50, 100], intervalSec: 8 } } });
   await waitForEvent((e) => e.kind === 'PROMOTED' && e.version === '1.0.0', 'the first version to go live');
 
   const from = await system.events.lastSeq();
