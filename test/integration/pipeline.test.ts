@@ -1,25 +1,27 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { EventDoc } from '../../core/documents.ts';
-import { EventStore } from '../../core/events.ts';
-import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
+import type { EventStore } from '../../core/events.ts';
+import type { Store } from '../../core/mongo.ts';
 import type { ServiceWorkflowState } from '../../core/pipeline.ts';
 import { hashTree } from '../../core/tree-hash.ts';
 import { serviceWorkflowId } from '../../core/workflow-ids.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { signalSave } from '../../watcher/save-signaller.ts';
 import { startWorker, type WorkerHandle } from '../../workers/create-worker.ts';
+import { startPipelineParts } from '../support/pipeline-parts.ts';
 import { processesMentioning } from '../support/processes.ts';
+import { addSampleService, editJson } from '../support/sample-service.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 import { startWorkerProcess } from '../support/worker-process.ts';
 
 const config = testConfig();
-const { temporalAddress, mongoUri } = stackAddresses();
+const { temporalAddress } = stackAddresses();
 let store: Store;
 let events: EventStore;
 let worker: WorkerHandle | undefined;
@@ -27,12 +29,7 @@ let connection: Connection;
 let client: Client;
 
 before(async () => {
-  store = await connectStore(mongoUri, config.mongo.database);
-  await ensureIndexes(store);
-  events = new EventStore(store);
-  worker = await startWorker(temporalAddress, { config, store, events });
-  connection = await Connection.connect({ address: temporalAddress });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  ({ store, events, worker, connection, client } = await startPipelineParts(config));
 });
 
 after(async () => {
@@ -61,19 +58,9 @@ async function listOpen(): Promise<{ workflowId: string }[]> {
 }
 
 /** A copy of a sample service under the test's services root. */
-async function addService(name: string, sample = 'hello-world'): Promise<string> {
-  const dir = path.join(config.servicesDir, name);
-  await cp(path.join(repoRoot, 'examples', 'services', sample), dir, { recursive: true, filter: (src) => !/node_modules|dist/.test(src) });
-  const manifest = JSON.parse(await readFile(path.join(dir, 'mcp.json'), 'utf8'));
+function addService(name: string, sample = 'hello-world'): Promise<string> {
   // The pipeline alone: staged versions are not deployed here (deployment.test.ts does that).
-  await writeFile(path.join(dir, 'mcp.json'), JSON.stringify({ ...manifest, name, rollout: { autoDeploy: false } }, null, 2));
-  return dir;
-}
-
-async function editJson(file: string, edit: (json: Record<string, any>) => void): Promise<void> {
-  const json = JSON.parse(await readFile(file, 'utf8'));
-  edit(json);
-  await writeFile(file, JSON.stringify(json, null, 2));
+  return addSampleService({ sample, service: name, servicesDir: config.servicesDir, stateDir: config.stateDir, manifest: { rollout: { autoDeploy: false } } });
 }
 
 /** What the watcher would do after a save: hash the tree and signal the workflow. */

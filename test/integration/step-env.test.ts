@@ -9,17 +9,18 @@ import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import type { EventDoc } from '../../core/documents.ts';
-import { EventStore } from '../../core/events.ts';
+import type { EventStore } from '../../core/events.ts';
 import { loadManifest } from '../../core/manifest.ts';
-import { connectStore, ensureIndexes, type Store } from '../../core/mongo.ts';
+import type { Store } from '../../core/mongo.ts';
 import { hashTree } from '../../core/tree-hash.ts';
 import { VersionRepo } from '../../core/version-repo.ts';
 import { launchFor } from '../../runner/launch.ts';
 import { signalSave } from '../../watcher/save-signaller.ts';
-import { startWorker, type WorkerHandle } from '../../workers/create-worker.ts';
-import { stackAddresses, testConfig } from '../support/stack-env.ts';
+import type { WorkerHandle } from '../../workers/create-worker.ts';
+import { startPipelineParts } from '../support/pipeline-parts.ts';
+import { testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SERVICE = 'envy';
@@ -49,13 +50,7 @@ before(async () => {
     saved[name] = process.env[name];
     process.env[name] = value;
   }
-  const { temporalAddress, mongoUri } = stackAddresses();
-  store = await connectStore(mongoUri, config.mongo.database);
-  await ensureIndexes(store);
-  events = new EventStore(store);
-  worker = await startWorker(temporalAddress, { config, store, events });
-  connection = await Connection.connect({ address: temporalAddress });
-  client = new Client({ connection, namespace: config.temporal.namespace });
+  ({ store, events, worker, connection, client } = await startPipelineParts(config));
 });
 
 after(async () => {
