@@ -124,20 +124,24 @@ export function diffTools(
     if (!same(t.annotations, n.annotations)) raw.push({ kind: 'annotations_changed', tool: t.name, detail: 'annotations changed' });
   }
 
-  // Usage: the captured calls of each tool, and how many the new version would reject.
+  // Usage: the captured calls of each tool, and how many the new version would reject that the
+  // old one accepted. A call the old version refused already (a client's mistake, a probe of an
+  // unknown tool, as conformance suites send) is no regression of the new one.
   const usage = new Map<string, { calls: number; rejected: number }>();
-  const validators = new Map<string, ValidateFunction | undefined>();
+  const validators = new Map<ToolDefinition, ValidateFunction | undefined>();
+  const accepts = (tool: ToolDefinition | undefined, args: unknown) => {
+    if (!tool) return false;
+    if (!validators.has(tool)) validators.set(tool, validator(ajv, tool.inputSchema));
+    const check = validators.get(tool);
+    return !check || check(args ?? {});
+  };
   for (const call of calls) {
     const u = usage.get(call.tool) ?? { calls: 0, rejected: 0 };
     u.calls++;
     const moved = forward(call);
-    const target = newByName.get(moved.tool);
-    if (!target) u.rejected++;
-    else {
-      if (!validators.has(target.name)) validators.set(target.name, validator(ajv, target.inputSchema));
-      const check = validators.get(target.name);
-      if (check && !check(moved.arguments ?? {})) u.rejected++;
-    }
+    // A pinned client's call is in its own version's shapes, which `before` does not describe: only the new side is checked.
+    const oldAccepted = moved !== call || accepts(oldByName.get(call.tool), call.arguments);
+    if (oldAccepted && !accepts(newByName.get(moved.tool), moved.arguments)) u.rejected++;
     usage.set(call.tool, u);
   }
   const changes: SchemaChange[] = raw.map((c) => {

@@ -70,7 +70,8 @@ function waitForEvent(version: string, kind: string): Promise<EventDoc> {
   return waitFor(
     `${SERVICE}@${version} ${kind}`,
     async () => (await system.events.list({ service: SERVICE, limit: 500 })).find((e) => e.version === version && e.kind === kind),
-    600_000,
+    // Under the file's 600 s ceiling, so that a stuck rollout fails with its timeline.
+    480_000,
     250,
   ).catch(async (err) => {
     const timeline = (await system.events.list({ service: SERVICE, limit: 500 })).map((e) => `${e.kind}${e.version ? `@${e.version}` : ''}`);

@@ -53,6 +53,17 @@ describe('schema diff', () => {
     assert.equal(moved.rejectedCalls, 0);
   });
 
+  test('a call the old version refused already is no regression: bad arguments, unknown tools, the same tools', () => {
+    const refusedBefore = [
+      { tool: 'add', arguments: { a: 'one' } },
+      { tool: 'no_such_tool', arguments: {} },
+      { tool: 'mode', arguments: { m: 'z' } },
+    ];
+    assert.equal(diffTools('s', '1.0.0', '2.0.0', V1, V2, refusedBefore).rejectedCalls, 0);
+    // Identical versions reject nothing new, whatever the capture holds (a conformance run probes errors on purpose).
+    assert.equal(diffTools('s', '1.0.0', '1.0.1', V1, V1, [...calls, ...refusedBefore]).rejectedCalls, 0);
+  });
+
   test('the same tools: no change; only additions: additive; an output change nobody calls: risky', () => {
     assert.equal(diffTools('s', '1', '2', V1, V1).class, 'none');
     assert.equal(diffTools('s', '1', '2', V1, [...V1, { name: 'x', inputSchema: obj({}) }]).class, 'additive');
