@@ -1,7 +1,8 @@
 import { startApi, type ApiHandle } from '../api/server.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import { connectTemporal } from '../core/temporal-connection.ts';
 import { EventStore } from '../core/events.ts';
 import { connectStore, ensureIndexes, type Store } from '../core/mongo.ts';
 import { startRetention } from '../core/retention.ts';
@@ -45,8 +46,8 @@ export async function startSystem(config: Config, log: Logger, parts: SystemPart
     const retention = startRetention(store, config.retention, log.child({ component: 'retention' }));
     cleanups.push(() => retention.stop());
     const events = new EventStore(store);
-    const connection = await Connection.connect({ address: stack.temporalAddress });
-    cleanups.push(() => connection.close());
+    const { connection, close: closeConnection } = await connectTemporal(stack.temporalAddress);
+    cleanups.push(closeConnection);
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const system: System = { stack, store, events, stop };
     if (parts.runner ?? parts.worker) {

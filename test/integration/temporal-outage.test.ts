@@ -15,6 +15,7 @@ import { McpTraffic } from '../support/mcp-traffic.ts';
 import { addSampleService } from '../support/sample-service.ts';
 import { testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
+import { connectTemporal } from '../../core/temporal-connection.ts';
 
 // This file stops Temporal, so it runs a Temporal dev server of its own (MongoDB is the shared one).
 const SERVICE = 'outage';
@@ -110,4 +111,28 @@ test('a single save made while Temporal is stopped is validated once it is back,
   const validating = (await system.events.list({ service, afterSeq: from, limit: 500 })).filter((e) => e.kind === 'VALIDATING');
   assert.deepEqual(validating.map((e) => e.details?.hash), [hash], 'the one save, validated once');
   assert.ok((validating[0]!.details?.changedPaths as string[]).includes('index.js'));
+});
+
+test('closing the Temporal connection while a call is being retried ends that call with its error, not the process', async () => {
+  const { connection, close } = await connectTemporal(`127.0.0.1:${temporalPort}`);
+  await temporal.stop();
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  try {
+    const call = connection.workflowService.getSystemInfo({}).then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    // The SDK retries UNAVAILABLE from a timer: let it schedule a few before closing.
+    await new Promise((r) => setTimeout(r, 1_000));
+    await close();
+    assert.notEqual(await call, 'answered');
+    // Past any retry the SDK could still have had scheduled (at most 5 s plus jitter).
+    await new Promise((r) => setTimeout(r, 6_500));
+    assert.deepEqual(uncaught.map((e) => e.message), [], 'no retry ran on the shut channel');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await startTemporal();
+  }
 });
