@@ -19,6 +19,7 @@
  * BENCH_SCALE_SESSIONS, BENCH_IDLE_SESSIONS, BENCH_GATEWAY_CPU_PROF.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type ResultPromise } from 'execa';
@@ -38,6 +39,8 @@ const IDLE = Number(process.env.BENCH_IDLE_SESSIONS ?? 10_000);
 /** Initializes in flight at once while the idle sessions are opened. */
 const IDLE_OPENERS = 32;
 const SERVICE = 'calc';
+/** Breaker thresholds that never trip: never enough requests to judge, and no rate or p99 above them. */
+const BREAKER_OFF = { minRequests: Number.MAX_SAFE_INTEGER, maxErrorRate: 1, maxP99Ms: Number.MAX_SAFE_INTEGER };
 const VERSION = '1.0.0';
 const MB = 1024 * 1024;
 /** How long the idle gateway's CPU is sampled before any load. */
@@ -115,22 +118,49 @@ const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/j
 const initialize = (i: number) =>
   JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: `mcpship-bench-idle-${i}`, version: '0' } } });
 
-/** Opens `count` sessions (initialize only) and leaves them open; returns how many got a session id. */
-async function openIdleSessions(url: string, count: number): Promise<number> {
+interface IdleOpen {
+  opened: number;
+  failed: number;
+  firstError?: string;
+  /** Set when opening stopped before `count`: the machine's limit, said in the figures. */
+  stoppedBecause?: string;
+}
+
+/** Failures in a row after which the gateway (or the machine) is taken to be at its limit. */
+const IDLE_GIVE_UP_AFTER = 200;
+
+/**
+ * Opens `count` sessions (initialize only) and leaves them open. Every failure is counted and the
+ * first one kept; a long run of them ends the phase early with its reason rather than the bench.
+ */
+async function openIdleSessions(url: string, count: number): Promise<IdleOpen> {
   let next = 0;
-  let opened = 0;
+  const result: IdleOpen = { opened: 0, failed: 0 };
+  let failedInARow = 0;
+  const fail = (why: string) => {
+    result.failed++;
+    result.firstError ??= why;
+    if (++failedInARow >= IDLE_GIVE_UP_AFTER) result.stoppedBecause ??= `${IDLE_GIVE_UP_AFTER} initializes failed in a row, the last: ${why}`;
+  };
   await Promise.all(
     Array.from({ length: IDLE_OPENERS }, async () => {
-      while (next < count) {
+      while (next < count && !result.stoppedBecause) {
         const i = next++;
-        const res = await fetch(url, { method: 'POST', headers: MCP_HEADERS, body: initialize(i) }).catch(() => undefined);
-        if (!res) continue;
-        if (res.headers.get('mcp-session-id')) opened++;
-        await res.text().catch(() => '');
+        try {
+          const res = await fetch(url, { method: 'POST', headers: MCP_HEADERS, body: initialize(i) });
+          const body = await res.text();
+          if (res.ok && res.headers.get('mcp-session-id')) {
+            result.opened++;
+            failedInARow = 0;
+          } else fail(`HTTP ${res.status}: ${body.slice(0, 200)}`);
+        } catch (err) {
+          fail(String((err as Error & { cause?: unknown }).cause ?? err));
+        }
+        if (i > 0 && i % 1000 === 0) console.error(`  ${result.opened} idle sessions open, ${result.failed} failed`);
       }
     }),
   );
-  return opened;
+  return result;
 }
 
 /** Bytes per 1,000 captured messages: BSON of every stored document, and collStats where the database has it. */
@@ -190,7 +220,11 @@ async function main(): Promise<void> {
     const calculator = await startCalculator(dir, children);
     const dbPid = stack.processes.find((p) => p.name === 'ferretdb')?.pid;
     await addInstance(store, SERVICE, VERSION, 'calc-1', calculator.url);
-    await setRouting(store, SERVICE, { stable: VERSION, weights: { [VERSION]: 100 } });
+    // The breaker stays out of the measurement: at 1,000 sessions on a shared 2-core machine the
+    // calculator's p99 and timeouts are the load's, not a bad version's, and an open breaker turns
+    // every later row into 503s. Thresholds it can never judge on (set before the gateway starts,
+    // which reads them with the routing).
+    await setRouting(store, SERVICE, { stable: VERSION, weights: { [VERSION]: 100 }, breaker: BREAKER_OFF });
 
     const args: GatewayProcessArgs = { config, mongoUri: stack.mongoUri, temporalAddress: stack.temporalAddress };
     gateway = fork(path.join(repoRoot, 'bench', 'lib', 'gateway-process.ts'), [JSON.stringify(args)], {
@@ -218,7 +252,7 @@ async function main(): Promise<void> {
       rows.push({ sessions: String(sessions), direct, through });
     }
 
-    let idle: { opened: number; before: GatewayStats; after: GatewayStats; openMs: number } | undefined;
+    let idle: (IdleOpen & { before: GatewayStats; after: GatewayStats; openMs: number; loadError?: string }) | undefined;
     if (IDLE > 0) {
       console.error(`opening ${IDLE} idle sessions through the gateway…`);
       const before = (await ask(gateway, 'gc-stats', 'stats')).stats;
@@ -226,11 +260,17 @@ async function main(): Promise<void> {
       const opened = await openIdleSessions(gatewayUrl, IDLE);
       const openMs = performance.now() - t0;
       const after = (await ask(gateway, 'gc-stats', 'stats')).stats;
-      idle = { opened, before, after, openMs };
+      idle = { ...opened, before, after, openMs };
+      console.error(`idle sessions: ${opened.opened} open, ${opened.failed} failed; gateway heap ${mb(before.heapUsedBytes)} → ${mb(after.heapUsedBytes)}, RSS ${mb(before.rssBytes)} → ${mb(after.rssBytes)}`);
+      // The load with them held is a row of its own; its failure must not lose the memory figures.
       const sessions = LEVELS[0] ?? 10;
-      const direct = await runLoad(calculator.url, sessions, calculator.pid, dbPid);
-      const through = await runLoad(gatewayUrl, sessions, calculator.pid, dbPid, gateway);
-      rows.push({ sessions: `${sessions} + ${opened} idle`, direct, through });
+      try {
+        const direct = await runLoad(calculator.url, sessions, calculator.pid, dbPid);
+        const through = await runLoad(gatewayUrl, sessions, calculator.pid, dbPid, gateway);
+        rows.push({ sessions: `${sessions} + ${opened.opened} idle`, direct, through });
+      } catch (err) {
+        idle.loadError = (err as Error).message;
+      }
     }
 
     const flushed = await ask(gateway, 'flush', 'flushed');
@@ -279,10 +319,15 @@ async function main(): Promise<void> {
     if (idle) {
       const per = (a: number, b: number) => ((b - a) / Math.max(1, idle!.opened) / 1024).toFixed(2);
       console.log(
-        `idle sessions: ${idle.opened} of ${IDLE} opened in ${(idle.openMs / 1000).toFixed(0)} s; gateway heap ${mb(idle.before.heapUsedBytes)} → ${mb(idle.after.heapUsedBytes)} ` +
-          `(${per(idle.before.heapUsedBytes, idle.after.heapUsedBytes)} KiB per session), RSS ${mb(idle.before.rssBytes)} → ${mb(idle.after.rssBytes)}`,
+        `idle sessions: ${idle.opened} of ${IDLE} opened in ${(idle.openMs / 1000).toFixed(0)} s (${idle.failed} failed${idle.firstError ? `, the first: ${idle.firstError}` : ''}); ` +
+          `gateway heap ${mb(idle.before.heapUsedBytes)} → ${mb(idle.after.heapUsedBytes)} (${per(idle.before.heapUsedBytes, idle.after.heapUsedBytes)} KiB per session), ` +
+          `RSS ${mb(idle.before.rssBytes)} → ${mb(idle.after.rssBytes)} (${per(idle.before.rssBytes, idle.after.rssBytes)} KiB per session)`,
       );
+      if (idle.stoppedBecause) console.log(`idle sessions: stopped early, ${idle.stoppedBecause}`);
+      if (idle.loadError) console.log(`load with the idle sessions held failed: ${idle.loadError}`);
     }
+    // The load moved with other engineers' work during the run: its end beside its start.
+    console.log(`${new Date().toISOString()}: load average ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min) at the end`);
     const cs = storage.collStats;
     console.log(
       `capture storage: ${storage.messages} messages stored (writer: captured ${flushed.captured}, written ${flushed.written}, dropped ${flushed.dropped}); ` +
