@@ -137,6 +137,7 @@ async function openIdleSessions(url: string, count: number): Promise<IdleOpen> {
   let next = 0;
   const result: IdleOpen = { opened: 0, failed: 0 };
   let failedInARow = 0;
+  const t0 = performance.now();
   const fail = (why: string) => {
     result.failed++;
     result.firstError ??= why;
@@ -156,7 +157,7 @@ async function openIdleSessions(url: string, count: number): Promise<IdleOpen> {
         } catch (err) {
           fail(String((err as Error & { cause?: unknown }).cause ?? err));
         }
-        if (i > 0 && i % 1000 === 0) console.error(`  ${result.opened} idle sessions open, ${result.failed} failed`);
+        if (i > 0 && i % 1000 === 0) console.error(`  ${result.opened} idle sessions open, ${result.failed} failed, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       }
     }),
   );
