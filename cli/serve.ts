@@ -9,14 +9,17 @@ export async function runServe(config: Config, log: Logger, parts: SystemParts, 
   // --json: one line a script can wait for and read the addresses from (the logs go to stderr).
   const say = (state: 'up' | 'stopped', text: string) => {
     if (!opts.json) return console.log(text);
-    const up = {
-      temporal: { address: stack.temporalAddress, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, ...(stack.temporalUiUrl ? { uiUrl: stack.temporalUiUrl } : {}) },
-      mongo: { uri: stack.mongoUri, database: config.mongo.database },
-      ...(system.api ? { api: system.api.url } : {}),
-      worker: Boolean(system.worker),
-      stateDir: config.stateDir,
-    };
-    console.log(JSON.stringify({ state, ...(state === 'up' ? up : {}) }));
+    if (state === 'stopped') return console.log(JSON.stringify({ state }));
+    console.log(
+      JSON.stringify({
+        state,
+        temporal: { address: stack.temporalAddress, namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, ...(stack.temporalUiUrl ? { uiUrl: stack.temporalUiUrl } : {}) },
+        mongo: { uri: stack.mongoUri, database: config.mongo.database },
+        ...(system.api ? { api: system.api.url } : {}),
+        worker: Boolean(system.worker),
+        stateDir: config.stateDir,
+      }),
+    );
   };
   const lines = [
     'mcpship is up',

@@ -211,8 +211,7 @@ export class Decider {
 
   private chooseVersion(facts: RequestFacts, ready: ReadyOf, routing: RoutingView, rand: () => number): string | Decision {
     const breaker = this.deps.breaker;
-    const preferred = facts.preferVersion;
-    if (preferred !== undefined && facts.forcedVersion === undefined && routableVersions(routing).includes(preferred) && ready(preferred).length > 0 && !breaker?.isOpen(facts.service, preferred)) return preferred;
+    if (facts.forcedVersion === undefined && this.canRetryOn(facts, ready, routing)) return facts.preferVersion!;
     if (facts.forcedVersion !== undefined) {
       const forced = pickVersion(routing, rand, { forced: facts.forcedVersion });
       if (forced === undefined) return reject(404, SERVER_ERROR, `Version ${facts.forcedVersion} of ${facts.service} is not routable`, facts.rpcId);
@@ -237,6 +236,12 @@ export class Decider {
   private openVersions(service: string, routing: RoutingView): Set<string> {
     const breaker = this.deps.breaker;
     return new Set(breaker ? routableVersions(routing).filter((v) => breaker.isOpen(service, v)) : []);
+  }
+
+  /** A refused request's version still serves: routable, another ready instance, breaker closed. */
+  private canRetryOn(facts: RequestFacts, ready: ReadyOf, routing: RoutingView): boolean {
+    const version = facts.preferVersion;
+    return version !== undefined && routableVersions(routing).includes(version) && ready(version).length > 0 && !this.deps.breaker?.isOpen(facts.service, version);
   }
 
   private withoutInstances(ready: ReadyOf, routing: RoutingView): string[] {
