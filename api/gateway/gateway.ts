@@ -424,8 +424,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // The instance holding the session is gone, and the session with it: the spec's 404 makes the client start over.
     if (ex.sessionBound && ex.ctx.sessionId && err.code === 'ECONNREFUSED') {
       const sessionId = ex.ctx.sessionId;
-      sessions.close(sessionId).catch(() => {});
-      sendRpcError(res, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId));
+      // Before the client hears of it, as for every 404 that ends a session.
+      void sessions
+        .close(sessionId)
+        .catch((e: unknown) => log.warn({ err: e, sessionId }, 'session close not saved'))
+        .then(() => sendRpcError(res, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId)));
       return;
     }
     sendRpcError(res, 502, jsonRpcError(SERVER_ERROR, `Bad gateway: ${ex.ctx.service} ${ex.ctx.version} did not answer (${err.code ?? err.message})`, rpcId));
@@ -543,7 +546,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return sendRpcError(res, 503, jsonRpcError(SERVER_ERROR, 'Service unavailable: routing data cannot be read', facts.rpcId));
     }
     if (decision.kind === 'reject') {
-      if (decision.closeSession) sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
+      // Before the client hears of it, so that no gateway routes the ended session again.
+      if (decision.closeSession) await sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
       return sendRpcError(res, decision.status, decision.body);
     }
     const info = clientInfos.fromMessages(messages, decision.session?.sessionId);
