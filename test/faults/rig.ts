@@ -8,7 +8,7 @@ import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResultPromise } from 'execa';
-import { addSampleService } from '../../bench/lib/common.ts';
+import { addSampleService } from '../support/sample-service.ts';
 import type { Config } from '../../core/config.ts';
 import type { EventDoc } from '../../core/documents.ts';
 import { EventStore } from '../../core/events.ts';
