@@ -1,35 +1,44 @@
 /**
- * Benchmark (issue 4): what the MCP gateway costs per call, with message capture on and off, and
- * how fast a tripped circuit breaker sends new sessions to the stable version.
+ * Benchmark (issues 4 and 12): what the MCP gateway costs per call, with message capture on and
+ * off, beside a plain express + http-proxy-middleware hop; and how fast a tripped circuit breaker
+ * sends new sessions to the stable version.
  *
  * Set-up: the stack (startStack: Temporal dev server + FerretDB, or TEMPORAL_ADDRESS/MONGODB_URI),
- * the store, two gateways as `mcpship up` runs them (startApi: gateway + health monitors + breaker
- * + capture), one with capture on and one with MCPSHIP_CAPTURE=false; a built calculator (the
- * sample) on a free port, registered as a ready InstanceDoc with routing 100% to it.
+ * the store, a built calculator (the sample) on a free port, registered as a ready InstanceDoc with
+ * routing 100% to it.
  *
  * 1. Overhead: the same `tools/call add` load (BENCH_CALLS calls from BENCH_CLIENTS concurrent
- *    MCP sessions, after BENCH_WARMUP calls) straight to the instance and through each gateway,
- *    BENCH_ROUNDS rounds in rotating order so that drift in the machine's load hits all three
- *    alike. The load generator is a separate process (bench/lib/mcp-load.ts). Then the same with
- *    one session calling one at a time (BENCH_SERIAL_CALLS), which shows the latency a hop adds
- *    without queueing for CPU; and the CPU time per call of each process, since on a small
- *    machine the gateway's CPU comes out of what the client and the server could have used.
+ *    MCP sessions, after BENCH_WARMUP calls) straight to the instance, through a plain express +
+ *    http-proxy-middleware hop (bench/lib/plain-hop.ts: the floor any such hop costs on this
+ *    machine), and through two gateways as `mcpship up` runs them (startApi in
+ *    bench/lib/gateway-process.ts: gateway + health monitors + breaker, capture on and
+ *    MCPSHIP_CAPTURE=false); each proxy in a process of its own, so that its CPU per call is its
+ *    own. BENCH_ROUNDS rounds in rotating order so that drift in the machine's load hits all paths
+ *    alike. The load generator is a separate process (bench/lib/mcp-load.ts) and says over IPC
+ *    where the measured calls start and end; CPU of every process is read exactly there. Then the
+ *    same with one session calling one at a time (BENCH_SERIAL_CALLS), which shows the latency a
+ *    hop adds without queueing for CPU. BENCH_GATEWAY_CPU_PROF=<dir>: V8 profiles of the three
+ *    proxies (bench/lib/profile-summary.ts).
  * 2. Breach → stable: a second service with two versions at 50/50, the canary a calculator copy
  *    whose `add` returns isError. Failing calls are driven into a canary session until the breaker
  *    trips; from that instant new sessions are opened back to back on the gateway that tripped and
  *    on the other one (which learns only through MongoDB), until new sessions land on stable.
  * 3. A stdio service (bench/lib/stdio-bench.ts): new-session latency and stateless calls through
  *    the stdio bridge, direct and through the capture-off gateway.
+ * Sections 2 and 3 run two gateways in this process (the breaker's trip is watched from inside);
+ * BENCH_OVERHEAD_ONLY=1 leaves them out (for before/after runs of the overhead alone).
  *
  * Run: npx tsx bench/gateway-overhead.ts
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import { cp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { TripEvent } from '../api/gateway/breaker.ts';
 import { startApi, type ApiHandle } from '../api/server.ts';
 import { EventStore } from '../core/events.ts';
@@ -51,8 +60,11 @@ import {
   summarize,
   table,
   verdict,
+  type Summary,
 } from './lib/common.ts';
+import type { GatewayProcessArgs } from './lib/gateway-process.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
+import { ask, closeMeasured, forkMeasured } from './lib/measured-child.ts';
 import { addInstance, buildCalculator, processCpuMs, startCalculator } from './lib/calculator.ts';
 import { stdioBench } from './lib/stdio-bench.ts';
 
@@ -61,6 +73,11 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SERIAL_CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
+/** A directory: V8 CPU profiles of the plain hop and of both gateways, one subdirectory each. */
+const CPU_PROF = process.env.BENCH_GATEWAY_CPU_PROF;
+/** How long each proxy's CPU is sampled with no traffic before the load. */
+const BACKGROUND_SAMPLE_MS = 5_000;
+const OVERHEAD_ONLY = process.env.BENCH_OVERHEAD_ONLY === '1';
 /** New sessions are opened until this many in a row land on stable, or for PROBE_GUARD_MS. */
 const SETTLED_AFTER = 20;
 const PROBE_GUARD_MS = 5_000;
@@ -107,7 +124,17 @@ interface Shape {
   warmup: number;
 }
 
-/** Processes whose CPU is counted besides this one (where both gateways live) and the load generator's. */
+/** One path the load is sent down: straight to the instance, or through a proxy in its own process. */
+interface Target {
+  label: string;
+  url: string;
+  /** The proxy's process (bench/lib/measured-child.ts); none for the direct path. */
+  hop?: ChildProcess;
+  /** Its CPU per second with no traffic (timers: routing refresh, metrics flushes, health), ms. */
+  backgroundMsPerS?: number;
+}
+
+/** Processes whose CPU is counted besides the proxy's. */
 interface Watched {
   instancePid: number;
   /** The embedded FerretDB, where capture and the session table write; undefined with an external MONGODB_URI. */
@@ -116,44 +143,63 @@ interface Watched {
 
 interface RunFigures {
   load: LoadResult;
-  /** CPU over the whole run of this process, the calculator and FerretDB. */
-  gatewayCpuMs: number;
+  /** CPU over the measured calls (warm-up and session set-up left out) of the proxy (NaN direct), the calculator and FerretDB. */
+  hopCpuMs: number;
   instanceCpuMs: number;
   mongoCpuMs: number;
 }
 
-async function runLoad(url: string, shape: Shape, watched: Watched): Promise<RunFigures> {
-  const cpuBefore = process.cpuUsage();
-  const instanceBefore = await processCpuMs(watched.instancePid);
-  const mongoBefore = watched.mongoPid ? await processCpuMs(watched.mongoPid) : Number.NaN;
-  const result = await execa(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'lib', 'mcp-load.ts'), JSON.stringify({ url, ...shape })], {
+/** One load run (its own process); over IPC it says where the measured calls start and end, and CPU is read exactly there. */
+function runLoad(target: Target, shape: Shape, watched: Watched): Promise<RunFigures> {
+  const child = fork(path.join(repoRoot, 'bench', 'lib', 'mcp-load.ts'), [JSON.stringify({ url: target.url, ...shape })], {
+    execArgv: ['--import', 'tsx'],
     cwd: repoRoot,
     env: childEnv(),
-    reject: false,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
-  const cpu = process.cpuUsage(cpuBefore);
-  const instanceCpuMs = (await processCpuMs(watched.instancePid)) - instanceBefore;
-  const mongoCpuMs = watched.mongoPid ? (await processCpuMs(watched.mongoPid)) - mongoBefore : Number.NaN;
-  if (result.exitCode !== 0) throw new Error(`load generator failed on ${url}:\n${result.stderr}`);
-  const load = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as LoadResult;
-  return { load, gatewayCpuMs: (cpu.user + cpu.system) / 1000, instanceCpuMs, mongoCpuMs };
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  const read = async () => ({
+    hop: target.hop ? (await ask(target.hop, 'stats', 'stats')).stats.cpuMs : Number.NaN,
+    instance: await processCpuMs(watched.instancePid),
+    mongo: watched.mongoPid ? await processCpuMs(watched.mongoPid) : Number.NaN,
+  });
+  let before: Awaited<ReturnType<typeof read>> | undefined;
+  const figures = { hopCpuMs: Number.NaN, instanceCpuMs: Number.NaN, mongoCpuMs: Number.NaN };
+  child.on('message', (m: { phase: 'calls-start' | 'calls-end' }) => {
+    void (async () => {
+      const now = await read();
+      if (m.phase === 'calls-start') before = now;
+      else if (before) Object.assign(figures, { hopCpuMs: now.hop - before.hop, instanceCpuMs: now.instance - before.instance, mongoCpuMs: now.mongo - before.mongo });
+      child.send('go');
+    })();
+  });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`load generator failed on ${target.url}:\n${stderr}`));
+      resolve({ load: JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadResult, ...figures });
+    });
+  });
 }
 
 interface PathFigures {
-  label: string;
+  target: Target;
   runs: RunFigures[];
 }
 
-async function overhead(targets: { label: string; url: string }[], shape: Shape, watched: Watched): Promise<PathFigures[]> {
-  const figures = targets.map((t) => ({ label: t.label, runs: [] as RunFigures[] }));
+async function overhead(targets: Target[], shape: Shape, watched: Watched): Promise<PathFigures[]> {
+  const figures = targets.map((target) => ({ target, runs: [] as RunFigures[] }));
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < targets.length; k++) {
       const i = (k + round) % targets.length;
-      const run = await runLoad(targets[i]!.url, shape, watched);
+      const run = await runLoad(targets[i]!, shape, watched);
       figures[i]!.runs.push(run);
       const { load } = run;
       console.error(
         `${shape.clients} client(s), round ${round + 1}/${ROUNDS}, ${targets[i]!.label}: ${(load.calls / (load.wallMs / 1000)).toFixed(0)} calls/s` +
+          (run.hopCpuMs ? `, proxy CPU ${(run.hopCpuMs / load.calls).toFixed(3)} ms/call` : '') +
           `${load.errors ? `, ${load.errors} errors (${load.firstError})` : ''}`,
       );
     }
@@ -161,23 +207,55 @@ async function overhead(targets: { label: string; url: string }[], shape: Shape,
   return figures;
 }
 
-function printOverhead(figures: PathFigures[], shape: Shape): void {
+/** CPU per second of each proxy process with no traffic, sampled side by side. */
+async function sampleBackground(targets: Target[]): Promise<void> {
+  const hops = targets.filter((t) => t.hop);
+  const cpu = () => Promise.all(hops.map(async (t) => (await ask(t.hop!, 'stats', 'stats')).stats.cpuMs));
+  const t0 = performance.now();
+  const before = await cpu();
+  await sleep(BACKGROUND_SAMPLE_MS);
+  const after = await cpu();
+  const seconds = (performance.now() - t0) / 1000;
+  hops.forEach((t, i) => (t.backgroundMsPerS = (after[i]! - before[i]!) / seconds));
+}
+
+interface PathStats {
+  label: string;
+  throughput: number;
+  perRound: string;
+  latency: Summary;
+  errors: number;
+  /** ms per measured call, by process. */
+  cpu: { client: number; hop: number; hopLessBackground: number; instance: number; mongo: number };
+}
+
+function pathStats(f: PathFigures): PathStats {
+  const calls = f.runs.reduce((s, r) => s + r.load.calls, 0);
+  const wallMs = f.runs.reduce((s, r) => s + r.load.wallMs, 0);
+  const perCall = (cpu: (r: RunFigures) => number) => f.runs.reduce((s, r) => s + cpu(r), 0) / calls;
+  const background = f.target.backgroundMsPerS ?? 0;
+  return {
+    label: f.target.label,
+    throughput: calls / (wallMs / 1000),
+    perRound: f.runs.map((r) => (r.load.calls / (r.load.wallMs / 1000)).toFixed(0)).join(' / '),
+    latency: summarize(f.runs.flatMap((r) => r.load.latenciesMs)),
+    errors: f.runs.reduce((s, r) => s + r.load.errors, 0),
+    cpu: {
+      client: perCall((r) => r.load.callsCpuMs),
+      hop: perCall((r) => r.hopCpuMs),
+      hopLessBackground: perCall((r) => r.hopCpuMs - background * (r.load.wallMs / 1000)),
+      instance: perCall((r) => r.instanceCpuMs),
+      mongo: perCall((r) => r.mongoCpuMs),
+    },
+  };
+}
+
+const ms3 = (ms: number) => (Number.isNaN(ms) ? '—' : ms.toFixed(3));
+
+function printOverhead(figures: PathFigures[], shape: Shape): PathStats[] {
   // One call at a time, calls/s is only 1 / mean latency: the throughput target is for concurrent load.
   const judgeThroughput = shape.clients > 1;
-  const stats = figures.map((f) => {
-    const calls = f.runs.reduce((s, r) => s + r.load.calls, 0);
-    const wallMs = f.runs.reduce((s, r) => s + r.load.wallMs, 0);
-    // CPU is counted over whole runs, warm-up and session set-up included.
-    const perCall = (cpu: (r: RunFigures) => number) => f.runs.reduce((s, r) => s + cpu(r), 0) / f.runs.reduce((s, r) => s + shape.calls + shape.warmup, 0);
-    return {
-      label: f.label,
-      throughput: calls / (wallMs / 1000),
-      perRound: f.runs.map((r) => (r.load.calls / (r.load.wallMs / 1000)).toFixed(0)).join(' / '),
-      latency: summarize(f.runs.flatMap((r) => r.load.latenciesMs)),
-      errors: f.runs.reduce((s, r) => s + r.load.errors, 0),
-      cpu: { client: perCall((r) => r.load.cpuMs), gateway: perCall((r) => r.gatewayCpuMs), instance: perCall((r) => r.instanceCpuMs), mongo: perCall((r) => r.mongoCpuMs) },
-    };
-  });
+  const stats = figures.map(pathStats);
   const direct = stats[0]!;
   console.log(
     table(
@@ -195,29 +273,61 @@ function printOverhead(figures: PathFigures[], shape: Shape): void {
       ]),
     ),
   );
-  console.log('\nagainst the targets:');
+  console.log('\nagainst the targets (issue 12; capture off: ≥ 0.97× throughput):');
   console.log(
     table(
-      ['path', 'throughput ≥ 0.9× direct', 'added p50 ≤ 1 ms', 'added p99 ≤ 5 ms'],
+      ['path', 'throughput ≥ 0.95× direct', 'added p50 ≤ 0.5 ms', 'added p99 ≤ 3 ms', 'proxy CPU/call ≤ 0.3 ms'],
       stats.slice(1).map((s) => {
         const ratio = s.throughput / direct.throughput;
         const p50 = s.latency.p50 - direct.latency.p50;
         const p99 = s.latency.p99 - direct.latency.p99;
-        const throughput = judgeThroughput ? `${ratio.toFixed(2)}× ${verdict(ratio >= 0.9)}` : `(${ratio.toFixed(2)}× = 1/latency)`;
-        return [s.label, throughput, `${fmtDelta(p50)} ${verdict(p50 <= 1)}`, `${fmtDelta(p99)} ${verdict(p99 <= 5)}`];
+        const throughput = judgeThroughput ? `${ratio.toFixed(2)}× ${verdict(ratio >= (/capture off/.test(s.label) ? 0.97 : 0.95))}` : `(${ratio.toFixed(2)}× = 1/latency)`;
+        return [s.label, throughput, `${fmtDelta(p50)} ${verdict(p50 <= 0.5)}`, `${fmtDelta(p99)} ${verdict(p99 <= 3)}`, `${ms3(s.cpu.hop)} ms ${verdict(s.cpu.hop <= 0.3)}`];
       }),
     ),
   );
-  // Where the CPU goes: on a small machine the gateway's CPU per call is taken from the client and the server.
-  console.log('\nCPU time per call (ms), by process:');
+  // Where the CPU goes: on a small machine the proxy's CPU per call is taken from the client and the server.
+  console.log('\nCPU time per measured call (ms), by process:');
   console.log(
     table(
-      ['path', 'load generator', 'gateway process', 'calculator', 'FerretDB', 'sum'],
+      ['path', 'load generator', 'proxy process', 'less its idle background', 'calculator', 'FerretDB', 'sum'],
       stats.map((s) => {
-        const sum = s.cpu.client + s.cpu.gateway + s.cpu.instance + (Number.isNaN(s.cpu.mongo) ? 0 : s.cpu.mongo);
-        return [s.label, s.cpu.client.toFixed(2), s.cpu.gateway.toFixed(2), s.cpu.instance.toFixed(2), Number.isNaN(s.cpu.mongo) ? '—' : s.cpu.mongo.toFixed(2), sum.toFixed(2)];
+        const sum = s.cpu.client + (Number.isNaN(s.cpu.hop) ? 0 : s.cpu.hop) + s.cpu.instance + (Number.isNaN(s.cpu.mongo) ? 0 : s.cpu.mongo);
+        return [s.label, ms3(s.cpu.client), ms3(s.cpu.hop), ms3(s.cpu.hopLessBackground), ms3(s.cpu.instance), ms3(s.cpu.mongo), sum.toFixed(3)];
       }),
     ),
+  );
+  return stats;
+}
+
+/** The paths side by side: how much of the gateway's cost is any express + http-proxy-middleware hop on this machine. */
+function printSideBySide(loaded: PathStats[], serial: PathStats[], targets: Target[]): void {
+  const direct = loaded[0]!;
+  const plain = loaded[1]!;
+  console.log(
+    table(
+      ['path', `calls/s (${CLIENTS} sessions)`, '× direct', 'added p50 (1 at a time)', 'added p99 (1 at a time)', 'proxy CPU/call', 'less background', 'CPU/call 1 at a time', '× plain hop', 'idle CPU/s', 'FerretDB CPU/call'],
+      loaded.map((s, i) => {
+        const one = serial[i]!;
+        return [
+          s.label,
+          s.throughput.toFixed(0),
+          `${(s.throughput / direct.throughput).toFixed(2)}×`,
+          i === 0 ? '' : fmtDelta(one.latency.p50 - serial[0]!.latency.p50),
+          i === 0 ? '' : fmtDelta(one.latency.p99 - serial[0]!.latency.p99),
+          i === 0 ? '' : `${ms3(s.cpu.hop)} ms`,
+          i === 0 ? '' : `${ms3(s.cpu.hopLessBackground)} ms`,
+          i === 0 ? '' : `${ms3(one.cpu.hop)} ms`,
+          i === 0 ? '' : `${(s.cpu.hop / plain.cpu.hop).toFixed(2)}×`,
+          i === 0 ? '' : `${targets[i]!.backgroundMsPerS?.toFixed(1) ?? '—'} ms`,
+          ms3(s.cpu.mongo),
+        ];
+      }),
+    ),
+  );
+  console.log(
+    `(proxy CPU: each proxy in a process of its own, process.cpuUsage() read around the measured calls; "less background" takes out its CPU per second with no traffic, ` +
+      `sampled for ${BACKGROUND_SAMPLE_MS / 1000} s before the load. Plain hop: express + http-proxy-middleware with a keep-alive agent and nothing else, bench/lib/plain-hop.ts)`,
   );
 }
 
@@ -389,14 +499,11 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
  * generator counts what its clients sent and received (initialize, notifications, calls, responses,
  * SSE events); the writer's own counters say what it spilled, quarantined or dropped.
  */
-async function captureCheck(store: Store, on: ApiHandle, runs: PathFigures[]): Promise<void> {
-  const capture = on.traffic.capture!;
+async function captureCheck(store: Store, on: ChildProcess, runs: PathFigures[]): Promise<void> {
   const sent = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.sent, 0);
   const received = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.received, 0);
-  for (let i = 0; i < 120 && (capture.counters.buffered > 0 || capture.counters.spillPending > 0); i++) {
-    await capture.flush();
-    if (capture.counters.spillPending > 0) await sleep(500);
-  }
+  const { counters: c } = await ask(on, 'flush', 'flushed');
+  if (!c) throw new Error('the capture-on gateway has no capture writer');
   const count = (filter: Record<string, string>) => store.messages.countDocuments({ service: LOAD_SERVICE, ...filter });
   const rows: string[][] = [];
   for (const direction of ['client_to_server', 'server_to_client']) {
@@ -407,7 +514,6 @@ async function captureCheck(store: Store, on: ApiHandle, runs: PathFigures[]): P
   }
   const storedSent = await count({ direction: 'client_to_server' });
   const storedReceived = await count({ direction: 'server_to_client' });
-  const c = capture.counters;
   heading('capture check: every message through the capture-on gateway, both ways');
   console.log(table(['direction', 'kind', 'stored'], rows));
   console.log(
@@ -423,12 +529,14 @@ async function main(): Promise<void> {
   const machine = await machineLine();
   const stateDir = await benchStateDir('gateway');
   const config = await benchConfig(stateDir);
-  // The second gateway: the same settings with MCPSHIP_CAPTURE=false (only its api and gateway parts are used).
+  // The second gateway: the same settings with MCPSHIP_CAPTURE=false.
   const configOff = await benchConfig(stateDir, { MCPSHIP_CAPTURE: 'false' });
   let stack: Stack | undefined;
   let store: Store | undefined;
   const apis: ApiHandle[] = [];
+  const hops: ChildProcess[] = [];
   const cleanup = onceCleanup(async () => {
+    await Promise.all(hops.map(closeMeasured));
     for (const api of apis) await api.close().catch(() => {});
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
     await Promise.allSettled(children);
@@ -455,34 +563,57 @@ async function main(): Promise<void> {
     await addInstance(store, BREAKER_SERVICE, STABLE, 'canary-svc-stable', stable.url);
     await addInstance(store, BREAKER_SERVICE, CANARY, 'canary-svc-canary', canary.url);
 
-    const deps = { store, events, log, temporalAddress: stack.temporalAddress };
-    const on = await startApi({ ...deps, config });
-    apis.push(on);
-    const off = await startApi({ ...deps, config: configOff });
-    apis.push(off);
-    if (off.traffic.capture || !on.traffic.capture) throw new Error('capture settings of the two gateways are not as meant');
+    // 1. Each proxy in a process of its own (as `mcpship up` runs the gateway), so that the CPU per
+    // call of each is its own: the plain hop, and the gateway with capture on and off. Ports of
+    // their own (the in-process gateways of 2 and 3 take the configs' ports later).
+    const profile = (name: string) => (CPU_PROF ? path.join(CPU_PROF, name) : undefined);
+    const gatewayArgs = async (env: Record<string, string>): Promise<GatewayProcessArgs> => ({
+      config: await benchConfig(stateDir, env),
+      mongoUri: stack!.mongoUri,
+      temporalAddress: stack!.temporalAddress,
+    });
+    const plainHop = forkMeasured('plain-hop.ts', { target: stable.url }, profile('plain-hop'));
+    const gatewayOn = forkMeasured('gateway-process.ts', await gatewayArgs({}), profile('gateway-capture-on'));
+    const gatewayOff = forkMeasured('gateway-process.ts', await gatewayArgs({ MCPSHIP_CAPTURE: 'false' }), profile('gateway-capture-off'));
+    hops.push(plainHop, gatewayOn, gatewayOff);
+    const [plainUrl, onUrl, offUrl] = await Promise.all(hops.map(async (hop) => (await ask(hop, '', 'ready')).url));
 
-    const targets = [
+    const targets: Target[] = [
       { label: 'direct to the instance', url: stable.url },
-      { label: 'gateway, capture on', url: `${on.url}/mcp/${LOAD_SERVICE}` },
-      { label: 'gateway, capture off', url: `${off.url}/mcp/${LOAD_SERVICE}` },
+      { label: 'plain express + http-proxy-middleware hop', url: plainUrl!, hop: plainHop },
+      { label: 'gateway, capture off', url: `${offUrl}/mcp/${LOAD_SERVICE}`, hop: gatewayOff },
+      { label: 'gateway, capture on', url: `${onUrl}/mcp/${LOAD_SERVICE}`, hop: gatewayOn },
     ];
     const concurrent: Shape = { clients: CLIENTS, calls: CALLS, warmup: WARMUP };
     // One client, one call at a time: the latency a hop adds without any queueing for CPU.
     const serial: Shape = { clients: 1, calls: SERIAL_CALLS, warmup: Math.min(WARMUP, SERIAL_CALLS) };
     const mongoPid = stack.processes.find((p) => p.name === 'ferretdb')?.pid;
     const watched: Watched = { instancePid: stable.pid, ...(mongoPid ? { mongoPid } : {}) };
+    await sampleBackground(targets);
     const loaded = await overhead(targets, concurrent, watched);
     const unloaded = await overhead(targets, serial, watched);
 
     heading(`gateway overhead: tools/call add, ${CALLS} calls × ${ROUNDS} rounds per path, ${CLIENTS} concurrent MCP sessions`);
     console.log(machine);
-    console.log('load generator, gateway (this process) and calculator each in their own process; latencies pooled over the rounds\n');
-    printOverhead(loaded, concurrent);
+    console.log('load generator, each proxy and the calculator in their own processes; latencies pooled over the rounds, CPU over the measured calls only\n');
+    const loadedStats = printOverhead(loaded, concurrent);
     heading(`the same, one MCP session calling one at a time (${SERIAL_CALLS} calls × ${ROUNDS} rounds per path)`);
-    printOverhead(unloaded, serial);
+    const serialStats = printOverhead(unloaded, serial);
+    heading('side by side: direct, a plain http-proxy-middleware hop, the gateway');
+    printSideBySide(loadedStats, serialStats, targets);
+    console.log(`${new Date().toISOString()}: load average ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min) at the end of the overhead runs`);
 
-    await captureCheck(store, on, [...loaded, ...unloaded].filter((f) => f.label === targets[1]!.label));
+    await captureCheck(store, gatewayOn, [...loaded, ...unloaded].filter((f) => f.target.hop === gatewayOn));
+    await Promise.all(hops.splice(0).map(closeMeasured));
+    if (OVERHEAD_ONLY) return;
+
+    // 2 and 3 watch the gateway from inside (the breaker's trip callback): two gateways in this process.
+    const deps = { store, events, log, temporalAddress: stack.temporalAddress };
+    const on = await startApi({ ...deps, config });
+    apis.push(on);
+    const off = await startApi({ ...deps, config: configOff });
+    apis.push(off);
+    if (off.traffic.capture || !on.traffic.capture) throw new Error('capture settings of the two gateways are not as meant');
 
     heading('breach → first new session routed to stable');
     await breachToStable(store, events, on, off);

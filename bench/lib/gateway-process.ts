@@ -7,13 +7,17 @@
  *        { execArgv: ['--import', 'tsx'] })
  *
  * Over IPC it sends `{ url }` once listening; it answers `'stats'` with its CPU and memory and
- * `'flush'` with the capture writer's counters after flushing; `'close'` closes and exits.
+ * `'flush'` with the capture writer's counters after flushing (all of them in `counters`); `'close'` closes and exits.
  */
+import type { CaptureCounters } from '../../api/gateway/capture.ts';
 import { startApi } from '../../api/server.ts';
 import type { Config } from '../../core/config.ts';
 import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore } from '../../core/mongo.ts';
+import { ownStats, type GatewayStats } from './own-stats.ts';
+
+export type { GatewayStats } from './own-stats.ts';
 
 export interface GatewayProcessArgs {
   config: Config;
@@ -21,14 +25,7 @@ export interface GatewayProcessArgs {
   temporalAddress: string;
 }
 
-export interface GatewayStats {
-  /** process.cpuUsage() user + system, in ms, since the process started. */
-  cpuMs: number;
-  rssBytes: number;
-  heapUsedBytes: number;
-}
-
-export type GatewayReply = { kind: 'ready'; url: string } | { kind: 'stats'; stats: GatewayStats } | { kind: 'flushed'; written: number; captured: number; dropped: number };
+export type GatewayReply = { kind: 'ready'; url: string } | { kind: 'stats'; stats: GatewayStats } | { kind: 'flushed'; written: number; captured: number; dropped: number; counters?: CaptureCounters };
 
 const args = JSON.parse(process.argv[2] ?? '{}') as GatewayProcessArgs;
 const send = (reply: GatewayReply) => process.send!(reply);
@@ -36,18 +33,12 @@ const log = createLogger('warn', 'bench-gateway');
 const store = await connectStore(args.mongoUri, args.config.mongo.database);
 const api = await startApi({ config: args.config, store, events: new EventStore(store), log, temporalAddress: args.temporalAddress });
 
-const stats = (): GatewayStats => {
-  const cpu = process.cpuUsage();
-  const mem = process.memoryUsage();
-  return { cpuMs: (cpu.user + cpu.system) / 1000, rssBytes: mem.rss, heapUsedBytes: mem.heapUsed };
-};
-
 process.on('message', (message: string) => {
-  if (message === 'stats') send({ kind: 'stats', stats: stats() });
+  if (message === 'stats') send({ kind: 'stats', stats: ownStats() });
   else if (message === 'gc-stats') {
     // Memory held, not garbage not yet collected (available with --expose-gc).
     (globalThis as { gc?: () => void }).gc?.();
-    send({ kind: 'stats', stats: stats() });
+    send({ kind: 'stats', stats: ownStats() });
   } else if (message === 'flush') {
     void (async () => {
       const capture = api.traffic.capture;
@@ -56,7 +47,7 @@ process.on('message', (message: string) => {
         if (capture.counters.spillPending > 0) await new Promise((r) => setTimeout(r, 500));
       }
       const c = capture?.counters;
-      send({ kind: 'flushed', written: c?.written ?? 0, captured: c?.captured ?? 0, dropped: c?.dropped ?? 0 });
+      send({ kind: 'flushed', written: c?.written ?? 0, captured: c?.captured ?? 0, dropped: c?.dropped ?? 0, ...(c ? { counters: c } : {}) });
     })();
   } else if (message === 'close') {
     void (async () => {

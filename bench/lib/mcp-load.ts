@@ -28,6 +28,8 @@ export interface LoadResult {
   firstError?: string;
   /** CPU time this client process spent from its first connect to the end (warm-up included). */
   cpuMs: number;
+  /** CPU time this client process spent on the measured calls alone. */
+  callsCpuMs: number;
   /** JSON-RPC messages the clients sent and received, all of them (initialize, notifications, warm-up): what capture must store. */
   messages: { sent: number; received: number };
 }
@@ -120,7 +122,9 @@ async function run(opts: LoadOptions): Promise<LoadResult> {
   firstError = undefined;
   await phase('calls-start');
   const started = performance.now();
+  const callsCpuBefore = process.cpuUsage();
   await drive(opts.calls, true);
+  const callsCpu = process.cpuUsage(callsCpuBefore);
   const wallMs = performance.now() - started;
   await phase('calls-end');
 
@@ -129,7 +133,7 @@ async function run(opts: LoadOptions): Promise<LoadResult> {
     await client.close().catch(() => {});
   }
   const cpu = process.cpuUsage(cpuBefore);
-  return { calls: opts.calls, wallMs, latenciesMs, errors, ...(firstError ? { firstError } : {}), cpuMs: (cpu.user + cpu.system) / 1000, messages };
+  return { calls: opts.calls, wallMs, latenciesMs, errors, ...(firstError ? { firstError } : {}), cpuMs: (cpu.user + cpu.system) / 1000, callsCpuMs: (callsCpu.user + callsCpu.system) / 1000, messages };
 }
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
