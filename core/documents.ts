@@ -167,7 +167,12 @@ export interface RoutingRevisionDoc extends RoutingDoc {
 
 /** A gateway session pinned to a version; shared so that any gateway routes it the same way. */
 export interface SessionDoc {
-  sessionId: string;
+  /**
+   * The MCP session id (`Mcp-Session-Id`). It is the key because FerretDB 1.24 (SQLite) hands only
+   * a filter that is exactly `{ _id: <string> }` to SQLite; any other filter reads and decodes every
+   * document of the collection, so a session write would cost more with every session held.
+   */
+  _id: string;
   service: string;
   version: string;
   instanceId: string;

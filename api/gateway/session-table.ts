@@ -35,6 +35,9 @@ export class SessionTable {
   /**
    * This gateway's writes to a session, one after another: FerretDB rewrites the whole document on
    * an update, so a late protocol-version or lastSeenAt write could otherwise undo a close.
+   * Every filter is `{ _id }` alone, the only one FerretDB 1.24 does not answer by decoding the
+   * whole collection (core/documents.ts SessionDoc); a write queued behind the close reads the
+   * closed document and keeps its closedAt, so it needs no `closedAt` condition.
    */
   private readonly writes = new Map<string, Promise<void>>();
   private readonly maxCached: number;
@@ -63,10 +66,10 @@ export class SessionTable {
     // answer for it): two writes to a new session collided on FerretDB under load.
     const write = this.serially(sessionId, () =>
       this.store.sessions.updateOne(
-        { sessionId },
+        { _id: sessionId },
         {
           $set: { service: route.service, version: route.version, instanceId: route.instanceId, lastSeenAt: now, ...(route.protocolVersion ? { protocolVersion: route.protocolVersion } : {}) },
-          $setOnInsert: { sessionId, createdAt: now },
+          $setOnInsert: { createdAt: now },
           $unset: { closedAt: '' },
         },
         { upsert: true },
@@ -82,7 +85,7 @@ export class SessionTable {
       this.touch(sessionId, hit);
       return hit;
     }
-    const doc = await this.store.sessions.findOne({ sessionId }, { projection: { _id: 0 } });
+    const doc = await this.store.sessions.findOne({ _id: sessionId });
     if (!doc || doc.closedAt) return undefined;
     const route: Cached = { service: doc.service, version: doc.version, instanceId: doc.instanceId, touchedAt: 0 };
     if (doc.protocolVersion) route.protocolVersion = doc.protocolVersion;
@@ -98,7 +101,7 @@ export class SessionTable {
   setProtocolVersion(sessionId: string, protocolVersion: string): void {
     const hit = this.memory.get(sessionId);
     if (hit) hit.protocolVersion = protocolVersion;
-    this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { protocolVersion } }))
+    this.serially(sessionId, () => this.store.sessions.updateOne({ _id: sessionId }, { $set: { protocolVersion } }))
       .catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session protocol version not saved'));
   }
 
@@ -108,7 +111,7 @@ export class SessionTable {
    */
   async close(sessionId: string): Promise<void> {
     this.memory.delete(sessionId);
-    await this.persist(this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { closedAt: new Date() } })));
+    await this.persist(this.serially(sessionId, () => this.store.sessions.updateOne({ _id: sessionId }, { $set: { closedAt: new Date() } })));
   }
 
   private serially(sessionId: string, write: () => Promise<unknown>): Promise<void> {
@@ -160,7 +163,7 @@ export class SessionTable {
     const now = performance.now();
     if (now - route.touchedAt < this.touchEveryMs) return;
     route.touchedAt = now;
-    this.serially(sessionId, () => this.store.sessions.updateOne({ sessionId, closedAt: { $exists: false } }, { $set: { lastSeenAt: new Date() } })).catch(() => {
+    this.serially(sessionId, () => this.store.sessions.updateOne({ _id: sessionId }, { $set: { lastSeenAt: new Date() } })).catch(() => {
       // lastSeenAt is bookkeeping; a missed write is corrected by the next one.
     });
   }

@@ -431,10 +431,10 @@ describe('session-sticky weighted routing', GUARD, () => {
     assert.ok(Math.abs(canary - 50) <= 4 * sd, `canary got ${canary} of ${N} sessions`);
 
     // The session table in MongoDB holds every session, on the version its server answered from.
-    const docs = await store.sessions.find({ sessionId: { $in: seen.map((s) => s.sessionId) } }).toArray();
+    const docs = await store.sessions.find({ _id: { $in: seen.map((s) => s.sessionId) } }).toArray();
     assert.equal(docs.length, N);
     const reported = new Map(seen.map((s) => [s.sessionId, s.version]));
-    for (const d of docs) assert.equal(d.version, reported.get(d.sessionId), d.sessionId);
+    for (const d of docs) assert.equal(d.version, reported.get(d._id), d._id);
     // Round robin: the two 1.0.0 instances got new sessions in turn; the draining one got none.
     const perInstance = (id: string) => docs.filter((d) => d.instanceId === id).length;
     assert.ok(Math.abs(perInstance('calc-1.0.0-a') - perInstance('calc-1.0.0-b')) <= 1, `${perInstance('calc-1.0.0-a')} vs ${perInstance('calc-1.0.0-b')}`);
@@ -450,8 +450,8 @@ describe('session-sticky weighted routing', GUARD, () => {
         const value = Reflect.get(target, prop, target) as unknown;
         if (typeof value !== 'function') return value;
         if (prop !== 'updateOne') return value.bind(target);
-        return (filter: { sessionId?: unknown }, ...rest: unknown[]) => {
-          writes.push(filter.sessionId);
+        return (filter: { _id?: unknown }, ...rest: unknown[]) => {
+          writes.push(filter._id);
           return (value as (...a: unknown[]) => unknown).call(target, filter, ...rest);
         };
       },
@@ -463,7 +463,7 @@ describe('session-sticky weighted routing', GUARD, () => {
       assert.equal(res.status, 200);
       const sessionId = res.headers.get('mcp-session-id');
       assert.ok(sessionId);
-      const doc = await store.sessions.findOne({ sessionId });
+      const doc = await store.sessions.findOne({ _id: sessionId });
       assert.equal(doc?.protocolVersion, '2025-06-18', `${service}: the version is saved when the client learns the id`);
       const [init] = await responseMessages(res);
       assert.equal((init?.result as { protocolVersion?: string } | undefined)?.protocolVersion, '2025-06-18', `${service}: the answer passed whole`);
@@ -541,7 +541,7 @@ describe('session-sticky weighted routing', GUARD, () => {
     const fresh = await connect(A.url('calc'));
     assert.equal(fresh.version, '1.0.0');
     assert.equal(text(await fresh.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } })), '4');
-    const doc = await store.sessions.findOne({ sessionId: canary.sessionId! });
+    const doc = await store.sessions.findOne({ _id: canary.sessionId! });
     assert.ok(doc?.closedAt, 'the pulled session is closed for every gateway');
     await disconnect(fresh);
     // A forced version that is pulled is not routable either.

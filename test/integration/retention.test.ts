@@ -39,7 +39,7 @@ async function seed(): Promise<void> {
   ]);
   const bucket = (start: Date, gatewayId: string) => ({ service: 'r', version: '1', gatewayId, bucketStart: start, bucketMs: 10_000, requests: 1, failures: 0, httpErrors: 0, rpcErrors: 0, toolErrors: 0, timeouts: 0, latencyHist: [], latencySumMs: 0 });
   await store.metrics.insertMany([bucket(ago(40), 'g1'), bucket(ago(2), 'g1')] as never[]);
-  const session = (sessionId: string, lastSeenAt: Date) => ({ sessionId, service: 'r', version: '1', instanceId: 'i', createdAt: lastSeenAt, lastSeenAt });
+  const session = (_id: string, lastSeenAt: Date) => ({ _id, service: 'r', version: '1', instanceId: 'i', createdAt: lastSeenAt, lastSeenAt });
   await store.sessions.insertMany([session('old', ago(8)), session('recent', ago(0.5))]);
 }
 
@@ -49,7 +49,7 @@ test('a pass deletes what is older than each period, and keeps the rest and the 
   assert.deepEqual(counts, { messages: 2, events: 2, metrics: 1, sessions: 1 });
   assert.deepEqual((await store.messages.find({ service: 'r' }).toArray()).map((d) => d.at.getTime()), [ago(1).getTime()]);
   assert.deepEqual((await store.events.find({}).toArray()).map((d) => d.seq), [3]);
-  assert.deepEqual((await store.sessions.find({}).toArray()).map((d) => d.sessionId), ['recent']);
+  assert.deepEqual((await store.sessions.find({}).toArray()).map((d) => d._id), ['recent']);
   assert.equal(await store.metrics.countDocuments({}), 1);
 
   // Much later: everything is old, but the newest event holds the seq counter and stays.
