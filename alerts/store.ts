@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Collection } from 'mongodb';
 import type { AlertRuleId } from '../core/config.ts';
 import type { Store } from '../core/mongo.ts';
-import type { AlertDoc, SilenceDoc } from './types.ts';
+import { silenceFor } from './state.ts';
+import type { AlertDoc, AlertView, SilenceDoc } from './types.ts';
 
 /** Resolved alerts are kept this long for GET /api/alerts, then forgotten. */
 export const RESOLVED_KEEP_MS = 24 * 60 * 60_000;
@@ -26,7 +27,7 @@ export async function alertCollections(store: Pick<Store, 'db'>): Promise<AlertC
 }
 
 export interface AlertsView {
-  alerts: AlertDoc[];
+  alerts: AlertView[];
   silences: SilenceDoc[];
 }
 
@@ -36,7 +37,14 @@ export async function readAlerts(c: AlertCollections, query: { service?: string;
   const order = { firing: 0, pending: 1, resolved: 2 } as const;
   alerts.sort((a, b) => order[a.state] - order[b.state] || b.updatedAt.getTime() - a.updatedAt.getTime());
   const silences = await c.silences.find({ expiresAt: { $gt: now } }, { projection: { _id: 0 } }).sort({ expiresAt: 1 }).toArray();
-  return { alerts, silences };
+  const silenceOf = (a: AlertDoc) => (a.state === 'resolved' ? undefined : silenceFor(a, silences, now)?.silenceId);
+  return {
+    alerts: alerts.map((a) => {
+      const silence = silenceOf(a);
+      return silence ? { ...a, silence } : a;
+    }),
+    silences,
+  };
 }
 
 export async function addSilence(c: AlertCollections, input: { service?: string; rule?: AlertRuleId; comment: string; durationSec: number }, now = new Date()): Promise<SilenceDoc> {
@@ -52,8 +60,11 @@ export async function addSilence(c: AlertCollections, input: { service?: string;
   return doc;
 }
 
-/** Ends a silence now (it stays listed nowhere: expired ones are not shown). */
-export async function expireSilence(c: AlertCollections, silenceId: string, now = new Date()): Promise<boolean> {
-  const { matchedCount } = await c.silences.updateOne({ silenceId, expiresAt: { $gt: now } }, { $set: { expiresAt: now } });
-  return matchedCount > 0;
+/** Ends a silence now (it stays listed nowhere: expired ones are not shown); null when none with that id is in force. */
+export async function expireSilence(c: AlertCollections, silenceId: string, now = new Date()): Promise<SilenceDoc | null> {
+  // FerretDB takes no projection on findAndModify, so _id is dropped here.
+  const ended = await c.silences.findOneAndUpdate({ silenceId, expiresAt: { $gt: now } }, { $set: { expiresAt: now } }, { returnDocument: 'after' });
+  if (!ended) return null;
+  const { _id, ...doc } = ended;
+  return doc;
 }

@@ -49,6 +49,19 @@ export interface SilenceDoc {
   expiresAt: Date;
 }
 
+/** What POST /api/alerts/silences accepts: the API's schema and the dashboard's form share them. */
+export const SILENCE_LIMITS = { maxDurationSec: 30 * 24 * 3600, maxCommentChars: 1000 } as const;
+
+/** An alert as GET /api/alerts shows it. */
+export interface AlertView extends AlertDoc {
+  /**
+   * The silence in force that matches it now (a pending or firing alert only). Unlike silencedBy,
+   * which names the silence that kept its last notification back, this holds for a silence made
+   * after the alert was already told.
+   */
+  silence?: string;
+}
+
 export interface WebhookTarget {
   url: string;
   format: 'json' | 'slack';

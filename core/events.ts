@@ -18,7 +18,7 @@ export interface EventQuery {
 export const MAX_EVENT_PAGE = 500;
 
 /** Alert transitions in the event stream (alerts/evaluator.ts); details carry the alert. */
-export const ALERT_EVENT_KINDS = { pending: 'ALERT_PENDING', firing: 'ALERT_FIRING', resolved: 'ALERT_RESOLVED', silenced: 'ALERT_SILENCED' } as const;
+export const ALERT_EVENT_KINDS = { pending: 'ALERT_PENDING', firing: 'ALERT_FIRING', resolved: 'ALERT_RESOLVED', silenced: 'ALERT_SILENCED', silenceEnded: 'ALERT_SILENCE_ENDED' } as const;
 
 /**
  * The event store: every step of every run is appended here, and anyone in any process can read

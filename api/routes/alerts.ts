@@ -4,26 +4,25 @@ import { ALERT_RULE_IDS } from '../../core/config.ts';
 import { ALERT_EVENT_KINDS, type EventStore } from '../../core/events.ts';
 import type { Store } from '../../core/mongo.ts';
 import { addSilence, alertCollections, expireSilence, readAlerts, type AlertCollections } from '../../alerts/store.ts';
-import { SYSTEM_SERVICE } from '../../alerts/types.ts';
+import { SILENCE_LIMITS, SYSTEM_SERVICE } from '../../alerts/types.ts';
 import { HttpError } from '../errors.ts';
 import { serviceParam } from '../params.ts';
-
-const MAX_SILENCE_SEC = 30 * 24 * 3600;
 
 const SilenceBody = z
   .object({
     service: z.string().optional(),
     rule: z.enum(ALERT_RULE_IDS).optional(),
-    comment: z.string().min(1).max(1000),
-    durationSec: z.number().int().min(1).max(MAX_SILENCE_SEC),
+    comment: z.string().min(1).max(SILENCE_LIMITS.maxCommentChars),
+    durationSec: z.number().int().min(1).max(SILENCE_LIMITS.maxDurationSec),
   })
   .strict();
 
 const STATES = ['pending', 'firing', 'resolved'];
 
 /**
- * Alerts (alerts/): GET /alerts (firing first, then pending, then resolved of the last day, and
- * the silences in force), POST /alerts/silences, DELETE /alerts/silences/:id.
+ * Alerts (alerts/): GET /alerts (firing first, then pending, then resolved of the last day, the
+ * silences in force, and the rule ids a silence may name), POST /alerts/silences, DELETE
+ * /alerts/silences/:id; a silence made or ended is an event, so pages following the stream see it.
  */
 export function alertsRouter(deps: { store: Store; events: EventStore }): Router {
   const router = Router();
@@ -37,7 +36,7 @@ export function alertsRouter(deps: { store: Store; events: EventStore }): Router
     const service = req.query.service === undefined ? undefined : serviceParam(req.query.service);
     const state = req.query.state === undefined ? undefined : String(req.query.state);
     if (state !== undefined && !STATES.includes(state)) throw new HttpError(400, 'bad_query', `state must be one of ${STATES.join(', ')}`);
-    res.json(await readAlerts(await c(), { ...(service ? { service } : {}), ...(state ? { state } : {}) }));
+    res.json({ ...(await readAlerts(await c(), { ...(service ? { service } : {}), ...(state ? { state } : {}) })), rules: ALERT_RULE_IDS });
   });
 
   router.post('/alerts/silences', async (req, res) => {
@@ -51,7 +50,9 @@ export function alertsRouter(deps: { store: Store; events: EventStore }): Router
   });
 
   router.delete('/alerts/silences/:id', async (req, res) => {
-    if (!(await expireSilence(await c(), req.params.id))) throw new HttpError(404, 'not_found', `no silence ${req.params.id} in force`);
+    const ended = await expireSilence(await c(), req.params.id);
+    if (!ended) throw new HttpError(404, 'not_found', `no silence ${req.params.id} in force`);
+    await deps.events.append({ service: ended.service ?? SYSTEM_SERVICE, kind: ALERT_EVENT_KINDS.silenceEnded, status: 'info', details: { ...ended } });
     res.status(204).end();
   });
 

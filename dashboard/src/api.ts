@@ -6,6 +6,9 @@ export const adminToken = {
   set: (value: string) => (value ? localStorage.setItem(TOKEN_KEY, value) : localStorage.removeItem(TOKEN_KEY)),
 };
 
+/** A document as JSON carries it: its dates are ISO strings. */
+export type Wire<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | undefined ? string | undefined : T[K] };
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -41,7 +44,11 @@ export async function getOptional<T>(path: string): Promise<T | null> {
   }
 }
 
-/** State changes: JSON always (the API refuses anything else), the token when there is one. */
-export async function post<T>(path: string, body: unknown = {}): Promise<T> {
-  return parse<T>(await fetch(path, { method: 'POST', headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) }));
+/** State changes: JSON always (the API refuses anything else, a DELETE included), the token when there is one. */
+async function change<T>(method: 'POST' | 'DELETE', path: string, body: unknown): Promise<T> {
+  return parse<T>(await fetch(path, { method, headers: headers({ 'content-type': 'application/json' }), body: JSON.stringify(body) }));
 }
+
+export const post = <T>(path: string, body: unknown = {}): Promise<T> => change<T>('POST', path, body);
+
+export const del = (path: string): Promise<unknown> => change('DELETE', path, {});

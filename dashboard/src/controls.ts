@@ -1,9 +1,11 @@
 /**
  * Why the API would refuse a control, known before sending it, so the page can disable the button
  * and say why. The rules mirror the deployment workflow's Update validators
- * (workflows/deployment-workflow.ts), DeploymentControl.rollback and the version state machine;
- * the API stays the judge: its refusal, when the page's view was stale, is shown as well.
+ * (workflows/deployment-workflow.ts), DeploymentControl.rollback, the version state machine and
+ * the silence routes' schema (api/routes/alerts.ts); the API stays the judge: its refusal, when the
+ * page's view was stale, is shown as well.
  */
+import { SILENCE_LIMITS } from '../../alerts/types.ts';
 import type { DeploymentStage } from '../../core/deployment.ts';
 import type { VersionState } from '../../core/documents.ts';
 import { compareVersions } from '../../core/semver.ts';
@@ -61,4 +63,18 @@ export function archiveRefusal(v: VersionRow): string | undefined {
 
 export function restoreRefusal(v: VersionRow): string | undefined {
   return v.state === 'ARCHIVED' ? undefined : `only an archived version can be restored (this one is ${v.state})`;
+}
+
+const MAX_SILENCE_MINUTES = SILENCE_LIMITS.maxDurationSec / 60;
+
+export function silenceRefusal(draft: { comment: string; minutes: number }): string | undefined {
+  const comment = draft.comment.trim();
+  if (!comment) return 'say why first (the reason is kept with the silence)';
+  if (comment.length > SILENCE_LIMITS.maxCommentChars) return `the reason is ${comment.length} characters; at most ${SILENCE_LIMITS.maxCommentChars}`;
+  if (!Number.isInteger(draft.minutes) || draft.minutes < 1 || draft.minutes > MAX_SILENCE_MINUTES) return `a silence lasts a whole number of minutes from 1 to ${MAX_SILENCE_MINUTES} (30 days)`;
+  return undefined;
+}
+
+export function endSilenceRefusal(expiresAt: string, now: number): string | undefined {
+  return new Date(expiresAt).getTime() <= now ? 'already expired' : undefined;
 }

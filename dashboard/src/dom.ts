@@ -44,3 +44,13 @@ export function ms(value: number | null | undefined): string {
 export function stat(label: string, value: number | string, id?: string): HTMLElement {
   return h('div', { class: 'stat', role: 'group', 'aria-label': label }, h('span', { class: 'value', ...(id ? { id } : {}) }, value), h('span', { class: 'label' }, label));
 }
+
+/** A table named for screen readers (and tests) by its label. */
+export function table(label: string, head: string[], rows: (Node | string)[][]): HTMLElement {
+  return h(
+    'table',
+    { 'aria-label': label },
+    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))),
+  );
+}

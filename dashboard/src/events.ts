@@ -32,11 +32,18 @@ function captureFigures(e: EventItem): string {
   return '';
 }
 
+/** What a silence event says (api/routes/alerts.ts): what it matches and until when; its comment is the reason. */
+function silenceFigures(e: EventItem): string {
+  const d = e.details ?? {};
+  return `: ${typeof d.service === 'string' ? d.service : 'all services'} / ${typeof d.rule === 'string' ? d.rule : 'all rules'} until ${time(String(d.expiresAt))}`;
+}
+
 function summary(e: EventItem): string {
   const d = e.details ?? {};
-  const reason = typeof d.reason === 'string' ? d.reason : Array.isArray(d.reasons) ? d.reasons.join('; ') : typeof d.summary === 'string' ? d.summary : '';
+  const reason = typeof d.reason === 'string' ? d.reason : Array.isArray(d.reasons) ? d.reasons.join('; ') : typeof d.summary === 'string' ? d.summary : typeof d.comment === 'string' ? d.comment : '';
   const weight = typeof d.weight === 'number' && /CANARY|WEIGHT|PROMOT/.test(e.kind) ? ` weight ${d.weight}%` : '';
-  return `${weight}${e.kind.startsWith('capture.') ? captureFigures(e) : ''}${reason ? ` — ${reason}` : ''}`;
+  const figures = e.kind.startsWith('capture.') ? captureFigures(e) : e.kind.startsWith('ALERT_SILENCE') ? silenceFigures(e) : '';
+  return `${weight}${figures}${reason ? ` — ${reason}` : ''}`;
 }
 
 export class EventStream {

@@ -3,7 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { adminToken } from './api.ts';
 import { EventStream } from './events.ts';
-import { renderOverview } from './overview.ts';
+import { OverviewPage } from './overview.ts';
 import { ServicePage } from './service.ts';
 import { notify } from './ui.ts';
 
@@ -17,7 +17,7 @@ let refreshing: Promise<void> = Promise.resolve();
 
 function route(): void {
   const match = /^#\/services\/([^/]+)$/.exec(location.hash);
-  page = match ? new ServicePage(view, decodeURIComponent(match[1]!)) : { refresh: () => renderOverview(view) };
+  page = match ? new ServicePage(view, decodeURIComponent(match[1]!)) : new OverviewPage(view);
   schedule(0);
 }
 

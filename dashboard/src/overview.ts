@@ -1,4 +1,5 @@
 /** The overview: the three panels, alerts (when the API has them) and every service's watch status. */
+import { AlertsPanel, type AlertsAnswer } from './alerts.ts';
 import { get, getOptional } from './api.ts';
 import { fill, h, percent, stat, time } from './dom.ts';
 
@@ -32,34 +33,19 @@ function transformsPanel(list: Overview['transforms']): HTMLElement {
   return panel;
 }
 
-/** An alerts panel that reads GET /api/alerts once the alert manager serves it. */
-export function alertsPanel(alerts: unknown): HTMLElement {
-  const panel = h('section', { class: 'panel', 'aria-labelledby': 'p-alerts' }, h('h3', { id: 'p-alerts' }, 'Alerts'));
-  if (alerts === null) return (panel.append(h('p', { class: 'empty' }, 'alerts not available')), panel);
-  const list = (Array.isArray(alerts) ? alerts : ((alerts as { alerts?: unknown[] }).alerts ?? [])) as Record<string, unknown>[];
-  if (list.length === 0) return (panel.append(h('p', { class: 'empty' }, 'no alerts')), panel);
-  panel.append(
-    h(
-      'ul',
-      { class: 'alerts' },
-      list.map((a) =>
-        h('li', { class: `alert ${String(a.state ?? '')}` }, h('strong', {}, String(a.state ?? '')), ` ${String(a.service ?? '')} ${String(a.rule ?? a.name ?? '')}: ${String(a.summary ?? a.message ?? '')}`),
-      ),
-    ),
-  );
-  return panel;
-}
+export class OverviewPage {
+  private readonly panels = h('div', { class: 'panels' });
+  private readonly alerts = new AlertsPanel(() => this.refresh());
+  private readonly services = h('div');
 
-export async function renderOverview(root: HTMLElement): Promise<void> {
-  const [o, alerts] = await Promise.all([get<Overview>('/api/overview'), getOptional<unknown>('/api/alerts')]);
-  // A log tail someone opened stays open across refreshes.
-  const open = new Set([...root.querySelectorAll('tr[data-service] details[open]')].map((d) => d.closest('tr')!.getAttribute('data-service')));
-  fill(
-    root,
-    h('h2', {}, 'Overview'),
-    h(
-      'div',
-      { class: 'panels' },
+  constructor(root: HTMLElement) {
+    fill(root, h('h2', {}, 'Overview'), this.panels, this.alerts.el, h('h3', {}, 'Services'), this.services);
+  }
+
+  async refresh(): Promise<void> {
+    const [o, alerts] = await Promise.all([get<Overview>('/api/overview'), getOptional<AlertsAnswer>('/api/alerts')]);
+    fill(
+      this.panels,
       h('section', { class: 'panel', 'aria-labelledby': 'p-watch' }, h('h3', { id: 'p-watch' }, 'File watch status'), h('div', { class: 'stats' }, stat('services', o.watch.services), stat('pending', o.watch.validating), stat('failed', o.watch.failed))),
       h(
         'section',
@@ -68,44 +54,52 @@ export async function renderOverview(root: HTMLElement): Promise<void> {
         h('div', { class: 'stats' }, stat('active', o.deployments.active), stat('canary', o.deployments.canary), stat('failed', o.deployments.failed)),
       ),
       transformsPanel(o.transforms),
-      alertsPanel(alerts),
-    ),
-    h('h3', {}, 'Services'),
-    o.services.length === 0
-      ? h('p', { class: 'empty' }, 'no services yet: create a folder with an mcp.json under the services directory')
-      : h(
-          'table',
-          { class: 'services', 'aria-label': 'Services' },
-          h('thead', {}, h('tr', {}, ['Service', 'Active', 'Canary', 'Last save', 'Validating now', 'Last validation', 'Last failure'].map((c) => h('th', { scope: 'col' }, c)))),
-          h(
-            'tbody',
-            {},
-            o.services.map((s) =>
-              h(
-                'tr',
-                { 'data-service': s.name, class: s.state === 'REMOVED' ? 'removed' : undefined },
-                h('th', { scope: 'row' }, h('a', { href: `#/services/${encodeURIComponent(s.name)}` }, s.name)),
-                h('td', {}, s.activeVersion ?? '—'),
-                h('td', {}, s.canaryVersion ?? '—'),
-                h('td', {}, time(s.lastSave?.at)),
-                h('td', {}, s.validating ? h('span', { class: 'badge running' }, 'validating') : 'no'),
-                h('td', {}, s.lastValidation ? `${s.lastValidation.ok ? `ok${s.lastValidation.version ? ` → ${s.lastValidation.version}` : ''}` : 'failed'} at ${time(s.lastValidation.at)}` : '—'),
+    );
+    this.alerts.update(alerts, o.services.filter((s) => s.state !== 'REMOVED').map((s) => s.name));
+    this.renderServices(o.services);
+  }
+
+  private renderServices(services: Overview['services']): void {
+    // A log tail someone opened stays open across refreshes.
+    const open = new Set([...this.services.querySelectorAll('tr[data-service] details[open]')].map((d) => d.closest('tr')!.getAttribute('data-service')));
+    fill(
+      this.services,
+      services.length === 0
+        ? h('p', { class: 'empty' }, 'no services yet: create a folder with an mcp.json under the services directory')
+        : h(
+            'table',
+            { class: 'services', 'aria-label': 'Services' },
+            h('thead', {}, h('tr', {}, ['Service', 'Active', 'Canary', 'Last save', 'Validating now', 'Last validation', 'Last failure'].map((c) => h('th', { scope: 'col' }, c)))),
+            h(
+              'tbody',
+              {},
+              services.map((s) =>
                 h(
-                  'td',
-                  {},
-                  s.lastFailure
-                    ? h(
-                        'details',
-                        { open: open.has(s.name) },
-                        h('summary', {}, `${time(s.lastFailure.at)} ${s.lastFailure.step ?? ''}: ${s.lastFailure.reason ?? ''}`),
-                        s.lastFailure.outputTail ? h('pre', { class: 'log' }, s.lastFailure.outputTail) : h('p', {}, 'no step output'),
-                        s.lastFailure.logFile ? h('p', { class: 'muted' }, `full log: ${s.lastFailure.logFile}`) : null,
-                      )
-                    : '—',
+                  'tr',
+                  { 'data-service': s.name, class: s.state === 'REMOVED' ? 'removed' : undefined },
+                  h('th', { scope: 'row' }, h('a', { href: `#/services/${encodeURIComponent(s.name)}` }, s.name)),
+                  h('td', {}, s.activeVersion ?? '—'),
+                  h('td', {}, s.canaryVersion ?? '—'),
+                  h('td', {}, time(s.lastSave?.at)),
+                  h('td', {}, s.validating ? h('span', { class: 'badge running' }, 'validating') : 'no'),
+                  h('td', {}, s.lastValidation ? `${s.lastValidation.ok ? `ok${s.lastValidation.version ? ` → ${s.lastValidation.version}` : ''}` : 'failed'} at ${time(s.lastValidation.at)}` : '—'),
+                  h(
+                    'td',
+                    {},
+                    s.lastFailure
+                      ? h(
+                          'details',
+                          { open: open.has(s.name) },
+                          h('summary', {}, `${time(s.lastFailure.at)} ${s.lastFailure.step ?? ''}: ${s.lastFailure.reason ?? ''}`),
+                          s.lastFailure.outputTail ? h('pre', { class: 'log' }, s.lastFailure.outputTail) : h('p', {}, 'no step output'),
+                          s.lastFailure.logFile ? h('p', { class: 'muted' }, `full log: ${s.lastFailure.logFile}`) : null,
+                        )
+                      : '—',
+                  ),
                 ),
               ),
             ),
           ),
-        ),
-  );
+    );
+  }
 }

@@ -1,11 +1,11 @@
 /** One service: versions, the current deployment with its controls, health over time, routing, compatibility, runs. */
 import type { DeploymentState } from '../../core/deployment.ts';
 import type { VersionState } from '../../core/documents.ts';
-import { ApiError, get, getOptional, post } from './api.ts';
+import { get, getOptional, post } from './api.ts';
 import { HistogramChart, TimeChart, type Line } from './charts.ts';
 import { archiveRefusal, deploymentRefusal, restoreRefusal, rollbackRefusal, rollbackTarget, type DeploymentControlName, type DeploymentView } from './controls.ts';
-import { fill, h, ms, percent, time } from './dom.ts';
-import { confirmAction, notify } from './ui.ts';
+import { fill, h, ms, percent, table, time } from './dom.ts';
+import { act, controlButton } from './ui.ts';
 
 interface ServiceInfo {
   name: string;
@@ -72,26 +72,6 @@ interface ReplayList {
     durationMs?: number;
     error?: string;
   }[];
-}
-
-function table(label: string, head: string[], rows: (Node | string)[][]): HTMLElement {
-  return h(
-    'table',
-    { 'aria-label': label },
-    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((c) => h('td', {}, c))))),
-  );
-}
-
-/** A button that says why it is disabled (the reason is its accessible description too). */
-function controlButton(id: string, label: string, refusal: string | undefined, onClick: () => void, ariaLabel?: string): HTMLElement {
-  const reasonId = `${id}-reason`;
-  return h(
-    'span',
-    { class: 'control' },
-    h('button', { type: 'button', id, disabled: refusal !== undefined, 'aria-describedby': refusal ? reasonId : undefined, title: refusal, onclick: onClick, ...(ariaLabel ? { 'aria-label': ariaLabel } : {}) }, label),
-    refusal ? h('span', { class: 'reason', id: reasonId }, refusal) : null,
-  );
 }
 
 export class ServicePage {
@@ -230,16 +210,8 @@ export class ServicePage {
     );
   }
 
-  /** Asks, sends, and shows the API's answer: a refusal's reason is what the operator needs. */
-  private async act(question: string, label: string, send: () => Promise<unknown>): Promise<void> {
-    if (!(await confirmAction(question))) return;
-    try {
-      await send();
-      notify(`${label}: done`, 'ok');
-    } catch (err) {
-      notify(`${label} refused: ${err instanceof ApiError ? err.message : String(err)}`, 'error');
-    }
-    await this.refresh().catch(() => undefined);
+  private act(question: string, label: string, send: () => Promise<unknown>): Promise<boolean> {
+    return act(question, label, send, () => this.refresh());
   }
 
   private renderRouting(r: Routing, board: Board): void {

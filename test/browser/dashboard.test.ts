@@ -5,12 +5,11 @@
  * a refused control says why, and Promote promotes.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { Client, Connection } from '@temporalio/client';
 import { startApi } from '../../api/server.ts';
 import { RECOVERED_EVENT_KIND, SPILLING_EVENT_KIND } from '../../api/gateway/capture/spill-events.ts';
@@ -21,12 +20,12 @@ import type { EventDoc } from '../../core/documents.ts';
 import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
+import { assertBrowserReady, openBrowserPage } from '../support/browser.ts';
 import { McpTraffic } from '../support/mcp-traffic.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SERVICE = 'calc';
-const CHROMIUM = process.env.MCPSHIP_CHROMIUM ?? '/usr/bin/chromium';
 /** Kept after the run (test/run.ts removes its own run folder): the screenshots are artefacts. */
 const ARTEFACTS = path.join(repoRoot, '.mcpship', 'artefacts', 'browser');
 /** Steps long enough for a person (and the test) to act on the canary from the page. */
@@ -43,8 +42,6 @@ const ROLLOUT = {
 };
 /** Controls need it (reads do not): the page must send the one saved in it. */
 const ADMIN_TOKEN = 'browser-test-admin-token';
-/** Failed requests a test provokes on purpose (Chrome logs every HTTP error as a console error). */
-const provoked: RegExp[] = [];
 
 let config: Config;
 /** The restarted API's Temporal connection (the first API's is the system's). */
@@ -54,7 +51,9 @@ let base: string;
 let dir: string;
 let browser: Browser;
 let page: Page;
-const consoleErrors: string[] = [];
+let consoleErrors: string[];
+/** Failed requests a test provokes on purpose. */
+let provoked: RegExp[];
 
 const events = (afterSeq: number) => system.events.list({ service: SERVICE, afterSeq, limit: 500 });
 
@@ -90,8 +89,7 @@ async function refreshed(): Promise<void> {
 }
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install chromium (or set MCPSHIP_CHROMIUM)`);
-  assert.ok(existsSync(path.join(repoRoot, 'dashboard', 'dist', 'index.html')), 'the dashboard is not built: run bash tools/setup.sh');
+  assertBrowserReady();
   config = testConfig({
     MCPSHIP_API_PORT: String(await freePort()),
     MCPSHIP_DEBOUNCE_MS: '100',
@@ -114,15 +112,7 @@ before(async () => {
   });
   await waitForEvent('PROMOTED', 0, '1.0.0');
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
-  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const url = msg.location().url;
-    if (/Failed to load resource/.test(msg.text()) && provoked.some((re) => re.test(url))) return;
-    consoleErrors.push(`${msg.text()} (${url})`);
-  });
+  ({ browser, page, consoleErrors, provoked } = await openBrowserPage());
 });
 
 after(async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { DeploymentStage } from '../../core/deployment.ts';
-import { archiveRefusal, deploymentRefusal, restoreRefusal, rollbackRefusal, rollbackTarget, type DeploymentView } from '../../dashboard/src/controls.ts';
+import { archiveRefusal, deploymentRefusal, endSilenceRefusal, restoreRefusal, rollbackRefusal, rollbackTarget, silenceRefusal, type DeploymentView } from '../../dashboard/src/controls.ts';
 
 const running = (stage: DeploymentStage, paused = false): DeploymentView => ({ service: 'calc', version: '1.0.1', stage, paused, running: true });
 
@@ -40,4 +40,14 @@ test('archive and restore follow the version state machine', () => {
   assert.equal(archiveRefusal({ version: '1.0.0', state: 'FAILED' }), 'a FAILED version cannot be archived');
   assert.equal(restoreRefusal({ version: '1.0.0', state: 'ARCHIVED' }), undefined);
   assert.match(restoreRefusal({ version: '1.0.0', state: 'ACTIVE' })!, /only an archived version/);
+});
+
+test('a silence is refused for what the API refuses: no reason, a reason too long, a duration out of 1 minute to 30 days', () => {
+  assert.match(silenceRefusal({ comment: '  ', minutes: 60 })!, /^say why first/);
+  assert.equal(silenceRefusal({ comment: 'x'.repeat(1001), minutes: 60 }), 'the reason is 1001 characters; at most 1000');
+  for (const minutes of [0, 1.5, 43_201, Number.NaN]) assert.match(silenceRefusal({ comment: 'known', minutes })!, /from 1 to 43200/, String(minutes));
+  for (const minutes of [1, 43_200]) assert.equal(silenceRefusal({ comment: 'known', minutes }), undefined);
+  const now = Date.parse('2026-01-01T12:00:00Z');
+  assert.equal(endSilenceRefusal('2026-01-01T12:00:00.000Z', now), 'already expired');
+  assert.equal(endSilenceRefusal('2026-01-01T12:00:01.000Z', now), undefined);
 });
