@@ -133,14 +133,21 @@ test('a good change rolls out 25 → 50 → 100 under live traffic with no faile
 });
 
 test('a change whose tool throws in production trips the breaker and is rolled back; stable serves everything', async () => {
-  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`, 3);
+  // Short sessions, so that several clients meet the canary: the breaker does not trip on the
+  // failures of one client alone (docs/health.md).
+  const traffic = new McpTraffic(`${base}/mcp/${SERVICE}`, 3, 20, 2);
   await waitFor('traffic to flow', () => traffic.report.ok > 5);
   const server = path.join(dir, 'src', 'server.js');
   const source = await readFile(server, 'utf8');
   // Validation steps get the manifest's env too, with CI=true: a regression the service's own tests miss.
   await writeFile(server, source.replace("fn: (a, b) => a + b }", "fn: (a, b) => { if (process.env.CALC_PROD === '1' && process.env.CI !== 'true') throw new Error('regression in add'); return a + b; } }"));
   const from = await mark();
-  await editManifest((m) => (m.start.env = { CALC_PROD: '1' }));
+  // A step's analysis would also catch the regression; its first one is put out of reach, so
+  // that it is the breaker that acts, as it must, between two analyses.
+  await editManifest((m) => {
+    m.start.env = { CALC_PROD: '1' };
+    m.rollout = { ...ROLLOUT, intervalSec: 600 };
+  });
   await waitForEnd('1.0.2', 'ROLLBACK_COMPLETE', from);
   const failedAtRollback = traffic.report.failed;
   const callsAtRollback = traffic.report.calls;
@@ -163,7 +170,10 @@ test('a change whose tool throws in production trips the breaker and is rolled b
   // Putting the source back gives 1.0.1's content again: recognised, nothing new is staged.
   const again = await mark();
   await writeFile(server, source);
-  await editManifest((m) => (m.start.env = {}));
+  await editManifest((m) => {
+    m.start.env = {};
+    m.rollout = ROLLOUT;
+  });
   await waitFor('ALREADY_STAGED', async () => (await system.events.list({ service: SERVICE, afterSeq: again, kind: 'ALREADY_STAGED' })).find((e) => e.version === '1.0.1'), 180_000, 250);
 });
 
