@@ -6,7 +6,7 @@
 import type { AlertView, SilenceDoc } from '../../alerts/types.ts';
 import { del, post, type Wire } from './api.ts';
 import { endSilenceRefusal, silenceRefusal } from './controls.ts';
-import { fill, h, table, time } from './dom.ts';
+import { fill, h, moment, table } from './dom.ts';
 import { act, controlButton } from './ui.ts';
 
 /** GET /api/alerts. */
@@ -86,7 +86,7 @@ export class AlertsPanel {
                 h('strong', {}, a.state),
                 ` ${a.service} ${a.rule}: ${a.summary} `,
                 silence
-                  ? h('span', { class: 'badge silenced' }, `silenced until ${time(silence.expiresAt)} (${silence.comment})`)
+                  ? h('span', { class: 'badge silenced' }, `silenced until ${moment(silence.expiresAt)} (${silence.comment})`)
                   : a.state === 'resolved'
                     ? null
                     : h('button', { type: 'button', class: 'link', 'aria-label': `Silence ${a.alertId}…`, onclick: () => this.prefill(a) }, 'Silence…'),
@@ -105,8 +105,8 @@ export class AlertsPanel {
             answer.silences.map((s) => [
               matcher(s),
               s.comment,
-              time(s.createdAt),
-              time(s.expiresAt),
+              moment(s.createdAt),
+              moment(s.expiresAt),
               answer.alerts.filter((a) => a.silence === s.silenceId).map((a) => a.alertId).join(', ') || '—',
               controlButton(
                 `silence-end-${s.silenceId}`,

@@ -32,6 +32,12 @@ export function time(at: string | Date | undefined | null): string {
   return d.toLocaleTimeString(undefined, { hour12: false });
 }
 
+/** The time, with the date when it is not today (a silence may end days from now). */
+export function moment(at: string | Date): string {
+  const d = new Date(at);
+  return d.toDateString() === new Date().toDateString() ? time(d) : d.toLocaleString(undefined, { hour12: false, dateStyle: 'medium', timeStyle: 'medium' });
+}
+
 export function percent(rate: number | null | undefined): string {
   return rate === null || rate === undefined ? '—' : `${(rate * 100).toFixed(1)}%`;
 }
