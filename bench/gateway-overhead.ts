@@ -17,8 +17,9 @@
  *    alike. The load generator is a separate process (bench/lib/mcp-load.ts) and says over IPC
  *    where the measured calls start and end; CPU of every process is read exactly there. Then the
  *    same with one session calling one at a time (BENCH_SERIAL_CALLS), which shows the latency a
- *    hop adds without queueing for CPU. BENCH_GATEWAY_CPU_PROF=<dir>: V8 profiles of the three
- *    proxies (bench/lib/profile-summary.ts).
+ *    hop adds without queueing for CPU. BENCH_GATEWAY_CPU_PROF=<dir>: V8 profiles of each proxy
+ *    over the measured calls of each run (bench/lib/profile-summary.ts). BENCH_COMPARE_TREE=<another checkout>: its two
+ *    gateways measured too, in the same rounds, for a before/after on a noisy machine.
  * 2. Breach → stable: a second service with two versions at 50/50, the canary a calculator copy
  *    whose `add` returns isError. Failing calls are driven into a canary session until the breaker
  *    trips; from that instant new sessions are opened back to back on the gateway that tripped and
@@ -31,7 +32,7 @@
  * Run: npx tsx bench/gateway-overhead.ts
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -65,6 +66,7 @@ import {
 import type { GatewayProcessArgs } from './lib/gateway-process.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
 import { ask, closeMeasured, forkMeasured } from './lib/measured-child.ts';
+import { countSyscalls, type SyscallCounter } from './lib/syscall-count.ts';
 import { addInstance, buildCalculator, processCpuMs, startCalculator } from './lib/calculator.ts';
 import { stdioBench } from './lib/stdio-bench.ts';
 
@@ -73,11 +75,16 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 4);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SERIAL_CALLS = Number(process.env.BENCH_SERIAL_CALLS ?? 500);
-/** A directory: V8 CPU profiles of the plain hop and of both gateways, one subdirectory each. */
+/** A directory: V8 CPU profiles of each proxy over the measured calls of each run, a file per run. */
 const CPU_PROF = process.env.BENCH_GATEWAY_CPU_PROF;
 /** How long each proxy's CPU is sampled with no traffic before the load. */
 const BACKGROUND_SAMPLE_MS = 5_000;
+const BACKGROUND_SETTLE_MS = 3_000;
 const OVERHEAD_ONLY = process.env.BENCH_OVERHEAD_ONLY === '1';
+/** Another checkout of mcpship (with its node_modules): its gateways are measured beside this one's, in the same rounds (before/after). */
+const COMPARE_TREE = process.env.BENCH_COMPARE_TREE;
+/** Count each proxy's system calls over the measured calls (strace; it slows them: read no CPU or latency from such a run). */
+const STRACE = process.env.BENCH_STRACE === '1';
 /** New sessions are opened until this many in a row land on stable, or for PROBE_GUARD_MS. */
 const SETTLED_AFTER = 20;
 const PROBE_GUARD_MS = 5_000;
@@ -147,10 +154,12 @@ interface RunFigures {
   hopCpuMs: number;
   instanceCpuMs: number;
   mongoCpuMs: number;
+  /** With BENCH_STRACE=1: the proxy's system calls over the measured calls, by name. */
+  syscalls?: Map<string, number>;
 }
 
 /** One load run (its own process); over IPC it says where the measured calls start and end, and CPU is read exactly there. */
-function runLoad(target: Target, shape: Shape, watched: Watched): Promise<RunFigures> {
+function runLoad(target: Target, shape: Shape, watched: Watched, profileFile?: string): Promise<RunFigures> {
   const child = fork(path.join(repoRoot, 'bench', 'lib', 'mcp-load.ts'), [JSON.stringify({ url: target.url, ...shape })], {
     execArgv: ['--import', 'tsx'],
     cwd: repoRoot,
@@ -167,10 +176,15 @@ function runLoad(target: Target, shape: Shape, watched: Watched): Promise<RunFig
     mongo: watched.mongoPid ? await processCpuMs(watched.mongoPid) : Number.NaN,
   });
   let before: Awaited<ReturnType<typeof read>> | undefined;
-  const figures = { hopCpuMs: Number.NaN, instanceCpuMs: Number.NaN, mongoCpuMs: Number.NaN };
+  let counter: SyscallCounter | undefined;
+  const figures: Omit<RunFigures, 'load'> = { hopCpuMs: Number.NaN, instanceCpuMs: Number.NaN, mongoCpuMs: Number.NaN };
   child.on('message', (m: { phase: 'calls-start' | 'calls-end' }) => {
     void (async () => {
+      if (counter && m.phase === 'calls-end') figures.syscalls = await counter.stop();
+      if (STRACE && target.hop?.pid && m.phase === 'calls-start') counter = await countSyscalls(target.hop.pid);
+      if (profileFile && target.hop && m.phase === 'calls-end') target.hop.send(`profile-stop:${profileFile}`);
       const now = await read();
+      if (profileFile && target.hop && m.phase === 'calls-start') target.hop.send('profile-start');
       if (m.phase === 'calls-start') before = now;
       else if (before) Object.assign(figures, { hopCpuMs: now.hop - before.hop, instanceCpuMs: now.instance - before.instance, mongoCpuMs: now.mongo - before.mongo });
       child.send('go');
@@ -194,7 +208,8 @@ async function overhead(targets: Target[], shape: Shape, watched: Watched): Prom
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < targets.length; k++) {
       const i = (k + round) % targets.length;
-      const run = await runLoad(targets[i]!, shape, watched);
+      const profile = CPU_PROF && targets[i]!.hop ? path.join(CPU_PROF, `${slug(targets[i]!.label)}.${shape.clients}-sessions.round-${round + 1}.cpuprofile`) : undefined;
+      const run = await runLoad(targets[i]!, shape, watched, profile);
       figures[i]!.runs.push(run);
       const { load } = run;
       console.error(
@@ -207,10 +222,14 @@ async function overhead(targets: Target[], shape: Shape, watched: Watched): Prom
   return figures;
 }
 
+const slug = (label: string) => label.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
+
 /** CPU per second of each proxy process with no traffic, sampled side by side. */
 async function sampleBackground(targets: Target[]): Promise<void> {
   const hops = targets.filter((t) => t.hop);
   const cpu = () => Promise.all(hops.map(async (t) => (await ask(t.hop!, 'stats', 'stats')).stats.cpuMs));
+  // Start-up (module compilation, first MongoDB reads) is over before the sample.
+  await sleep(BACKGROUND_SETTLE_MS);
   const t0 = performance.now();
   const before = await cpu();
   await sleep(BACKGROUND_SAMPLE_MS);
@@ -297,7 +316,24 @@ function printOverhead(figures: PathFigures[], shape: Shape): PathStats[] {
       }),
     ),
   );
+  if (STRACE) printSyscalls(figures);
   return stats;
+}
+
+/** System calls per measured call of each proxy, the busiest by name. */
+function printSyscalls(figures: PathFigures[]): void {
+  const rows = figures
+    .filter((f) => f.target.hop)
+    .map((f) => {
+      const calls = f.runs.reduce((s, r) => s + r.load.calls, 0);
+      const sum = new Map<string, number>();
+      for (const r of f.runs) for (const [name, n] of r.syscalls ?? []) sum.set(name, (sum.get(name) ?? 0) + n);
+      return { label: f.target.label, calls, sum };
+    });
+  const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  const names = [...new Set(rows.flatMap((r) => [...r.sum].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([n]) => n)))];
+  console.log('\nsystem calls per measured call of the proxy process (strace -c, all threads):');
+  console.log(table(['path', 'all', ...names], rows.map((r) => [r.label, (total(r.sum) / r.calls).toFixed(2), ...names.map((n) => ((r.sum.get(n) ?? 0) / r.calls).toFixed(2))])));
 }
 
 /** The paths side by side: how much of the gateway's cost is any express + http-proxy-middleware hop on this machine. */
@@ -566,29 +602,39 @@ async function main(): Promise<void> {
     // 1. Each proxy in a process of its own (as `mcpship up` runs the gateway), so that the CPU per
     // call of each is its own: the plain hop, and the gateway with capture on and off. Ports of
     // their own (the in-process gateways of 2 and 3 take the configs' ports later).
-    const profile = (name: string) => (CPU_PROF ? path.join(CPU_PROF, name) : undefined);
     const gatewayArgs = async (env: Record<string, string>): Promise<GatewayProcessArgs> => ({
       config: await benchConfig(stateDir, env),
       mongoUri: stack!.mongoUri,
       temporalAddress: stack!.temporalAddress,
     });
-    const plainHop = forkMeasured('plain-hop.ts', { target: stable.url }, profile('plain-hop'));
-    const gatewayOn = forkMeasured('gateway-process.ts', await gatewayArgs({}), profile('gateway-capture-on'));
-    const gatewayOff = forkMeasured('gateway-process.ts', await gatewayArgs({ MCPSHIP_CAPTURE: 'false' }), profile('gateway-capture-off'));
-    hops.push(plainHop, gatewayOn, gatewayOff);
-    const [plainUrl, onUrl, offUrl] = await Promise.all(hops.map(async (hop) => (await ask(hop, '', 'ready')).url));
-
+    const gateways: { label: string; env: Record<string, string>; root?: string }[] = [
+      { label: 'gateway, capture off', env: { MCPSHIP_CAPTURE: 'false' } },
+      { label: 'gateway, capture on', env: {} },
+      ...(COMPARE_TREE
+        ? [
+            { label: `gateway, capture off, ${path.basename(COMPARE_TREE)}`, env: { MCPSHIP_CAPTURE: 'false' }, root: COMPARE_TREE },
+            { label: `gateway, capture on, ${path.basename(COMPARE_TREE)}`, env: {}, root: COMPARE_TREE },
+          ]
+        : []),
+    ];
+    const plainHop = forkMeasured('plain-hop.ts', { target: stable.url });
+    hops.push(plainHop);
     const targets: Target[] = [
       { label: 'direct to the instance', url: stable.url },
-      { label: 'plain express + http-proxy-middleware hop', url: plainUrl!, hop: plainHop },
-      { label: 'gateway, capture off', url: `${offUrl}/mcp/${LOAD_SERVICE}`, hop: gatewayOff },
-      { label: 'gateway, capture on', url: `${onUrl}/mcp/${LOAD_SERVICE}`, hop: gatewayOn },
+      { label: 'plain express + http-proxy-middleware hop', url: (await ask(plainHop, '', 'ready')).url, hop: plainHop },
     ];
+    for (const g of gateways) {
+      const hop = forkMeasured('gateway-process.ts', await gatewayArgs(g.env), g.root);
+      hops.push(hop);
+      targets.push({ label: g.label, url: `${(await ask(hop, '', 'ready')).url}/mcp/${LOAD_SERVICE}`, hop });
+    }
+    const gatewayOn = targets[3]!.hop!;
     const concurrent: Shape = { clients: CLIENTS, calls: CALLS, warmup: WARMUP };
     // One client, one call at a time: the latency a hop adds without any queueing for CPU.
     const serial: Shape = { clients: 1, calls: SERIAL_CALLS, warmup: Math.min(WARMUP, SERIAL_CALLS) };
     const mongoPid = stack.processes.find((p) => p.name === 'ferretdb')?.pid;
     const watched: Watched = { instancePid: stable.pid, ...(mongoPid ? { mongoPid } : {}) };
+    if (CPU_PROF) await mkdir(CPU_PROF, { recursive: true });
     await sampleBackground(targets);
     const loaded = await overhead(targets, concurrent, watched);
     const unloaded = await overhead(targets, serial, watched);

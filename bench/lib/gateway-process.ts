@@ -15,6 +15,7 @@ import type { Config } from '../../core/config.ts';
 import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
 import { connectStore } from '../../core/mongo.ts';
+import { profilerMessage } from './child-profiler.ts';
 import { ownStats, type GatewayStats } from './own-stats.ts';
 
 export type { GatewayStats } from './own-stats.ts';
@@ -34,6 +35,7 @@ const store = await connectStore(args.mongoUri, args.config.mongo.database);
 const api = await startApi({ config: args.config, store, events: new EventStore(store), log, temporalAddress: args.temporalAddress });
 
 process.on('message', (message: string) => {
+  if (profilerMessage(message)) return;
   if (message === 'stats') send({ kind: 'stats', stats: ownStats() });
   else if (message === 'gc-stats') {
     // Memory held, not garbage not yet collected (available with --expose-gc).

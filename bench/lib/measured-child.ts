@@ -9,13 +9,14 @@ import { childEnv, repoRoot } from './common.ts';
 import type { GatewayReply } from './gateway-process.ts';
 
 /**
- * Forks `bench/lib/<file>` with `arg` as its JSON argument. With `cpuProfDir`, V8 writes a CPU
- * profile of it there when it exits (bench/lib/profile-summary.ts reads it).
+ * Forks `bench/lib/<file>` of the checkout at `root` (another lets a bench compare two versions of
+ * the code in one run) with `arg` as its JSON argument. It answers `stats`, and profiles on
+ * request (bench/lib/child-profiler.ts).
  */
-export function forkMeasured(file: string, arg: unknown, cpuProfDir?: string): ChildProcess {
-  return fork(path.join(repoRoot, 'bench', 'lib', file), [JSON.stringify(arg)], {
-    execArgv: ['--import', 'tsx', ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [])],
-    cwd: repoRoot,
+export function forkMeasured(file: string, arg: unknown, root = repoRoot): ChildProcess {
+  return fork(path.join(root, 'bench', 'lib', file), [JSON.stringify(arg)], {
+    execArgv: ['--import', 'tsx'],
+    cwd: root,
     env: childEnv(),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -37,7 +38,7 @@ export function ask<K extends GatewayReply['kind']>(child: ChildProcess, message
   });
 }
 
-/** Asks the child to close and waits for it to exit (its CPU profile, if any, is written then). */
+/** Asks the child to close and waits for it to exit. */
 export async function closeMeasured(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((resolve) => child.once('exit', resolve));

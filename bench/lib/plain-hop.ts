@@ -16,6 +16,7 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { GatewayReply } from './gateway-process.ts';
+import { profilerMessage } from './child-profiler.ts';
 import { ownStats } from './own-stats.ts';
 
 const { target } = JSON.parse(process.argv[2] ?? '{}') as { target: string };
@@ -27,6 +28,7 @@ const server = app.listen(0, '127.0.0.1');
 await new Promise((resolve) => server.once('listening', resolve));
 
 process.on('message', (message: string) => {
+  if (profilerMessage(message)) return;
   if (message === 'stats') send({ kind: 'stats', stats: ownStats() });
   else if (message === 'close') process.exit(0);
 });
