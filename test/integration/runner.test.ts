@@ -26,6 +26,7 @@ import { nodeIdFor } from '../../runner/node.ts';
 import { spawnGroup } from '../../runner/process-group.ts';
 import { Runner } from '../../runner/runner.ts';
 import { createStdioBridge } from '../../runner/stdio-bridge.ts';
+import { waitFor as pollUntil } from '../support/wait.ts';
 import { membersOfGroups, processesMentioning } from '../support/processes.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
 
@@ -76,15 +77,8 @@ function newRunner(): Runner {
   return created;
 }
 
-async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>): Promise<T> {
-  const deadline = performance.now() + WAIT_MS;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (performance.now() > deadline) assert.fail(`gave up waiting for ${what}`);
-    await sleep(100);
-  }
-}
+/** The shared poll, with this file's guard; any falsy value (a count of 0, a null document) means not yet. */
+const waitFor = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> => pollUntil(what, async () => (await check()) || undefined, WAIT_MS, 100);
 
 /** Instance ids carry the runner's node: the host name under the test config. */
 const id = (service: string, slot: number) => instanceIdOf(service, '1.0.0', nodeIdFor(config), slot);

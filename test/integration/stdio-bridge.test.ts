@@ -16,6 +16,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { execa, execaSync } from 'execa';
 import { createStdioBridge, type StdioBridge, type StdioBridgeOptions } from '../../runner/stdio-bridge.ts';
 import { freePort } from '../../stack/ports.ts';
+import { waitFor as pollUntil } from '../support/wait.ts';
 import { processesMentioning } from '../support/processes.ts';
 import { testStateDir } from '../support/stack-env.ts';
 
@@ -53,15 +54,8 @@ async function closeBridge(b: StdioBridge): Promise<void> {
   assert.deepEqual(processesMentioning(dir), [], 'nothing of this bridge is left');
 }
 
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>): Promise<T> {
-  const deadline = performance.now() + WAIT_MS;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (performance.now() > deadline) assert.fail(`gave up waiting for ${what}`);
-    await sleep(50);
-  }
-}
+/** The shared poll, with this file's guard; any falsy value (a count of 0, a null document) means not yet. */
+const waitFor = <T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> => pollUntil(what, async () => (await check()) || undefined, WAIT_MS, 50);
 
 function alive(pid: number): boolean {
   try {
