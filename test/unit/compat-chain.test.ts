@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { backwardResponse, buildChain, chainProblems, ChainError, forwardRequest } from '../../compat/chain.ts';
+import { backwardResponse, buildChain, chainProblems, ChainError, cloneJson, forwardRequest } from '../../compat/chain.ts';
 import { differences, jsonPointer } from '../../compat/diff.ts';
 import { checkDefinition, loadTransforms, TransformLoadError } from '../../compat/load.ts';
 import { roundTrip, roundTripReport } from '../../compat/round-trip.ts';
@@ -78,6 +78,14 @@ describe('chains', () => {
     assert.throws(() => buildChain('calc', steps, '3.2.0', '1.0.0'), /newer than/);
     assert.throws(() => buildChain('calc', steps.slice(1), '1.0.0', '3.2.0'), /no transform covers version 1.0.0/);
     assert.deepEqual(chainProblems(steps), []);
+  });
+
+  test('a copy keeps a "__proto__" key that JSON.parse made an own key (fast-check found it lost)', () => {
+    const parsed = JSON.parse('{"a":{"__proto__":0,"b":[{"__proto__":{"c":1}}]}}') as unknown;
+    const copy = cloneJson(parsed);
+    assert.deepStrictEqual(copy, parsed);
+    assert.equal(JSON.stringify(copy), JSON.stringify(parsed));
+    assert.equal(Object.getPrototypeOf((copy as { a: object }).a), Object.prototype);
   });
 
   test('round trip of any call through a three-step chain is exact when the renames are inverses', () => {
