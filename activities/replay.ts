@@ -5,6 +5,7 @@
  * decide the gate, fill the compatibility matrix's replay cells).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
 import { MongoBulkWriteError, MongoServerError, type Collection } from 'mongodb';
 import type { Config } from '../core/config.ts';
 import type { ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
@@ -15,6 +16,7 @@ import { replayStore } from '../core/replay-store.ts';
 import { readRouting } from '../core/routing-store.ts';
 import { comparable, diffJson, failureOf } from '../compat/replay-diff.ts';
 import { loadTransforms } from '../compat/load.ts';
+import { PinChains } from '../compat/pin-chains.ts';
 import { emptyCounts, schemaCells, writeCells } from '../compat/matrix.ts';
 import { gateVerdict } from '../compat/replay-gate.ts';
 import { toolPolicy } from '../compat/replay-policy.ts';
@@ -24,6 +26,7 @@ import { planReplay, type ReplayPlan, type ReplayUnit, type SelectableDoc } from
 import type { GateThresholds, ReplayInput, ReplayItem, ReplayReport, ReplaySelection, ReplayStatus } from '../compat/replay-types.ts';
 import { Conversation } from './replay-conversation.ts';
 import { startReplayInstance, type ReplayInstance } from './replay-instances.ts';
+import { pinnedRequest, type PinnedRequest } from './replay-pin.ts';
 
 /** What prepare fixed for every attempt of the run: the same plan is drawn again from it. */
 export interface ReplayParams {
@@ -40,6 +43,13 @@ export interface ReplayParams {
   concurrency: number;
   thresholds: GateThresholds;
   total: number;
+  /** The deployment whose gate this replay is. */
+  parent?: WorkflowRef;
+}
+
+export interface WorkflowRef {
+  workflowId: string;
+  runId: string;
 }
 
 /** The position a run heartbeats: units before it are done and stored. */
@@ -91,8 +101,44 @@ async function storeItems(items: Collection<ReplayItemDoc>, docs: ReplayItemDoc[
   }
 }
 
-export function replayActivities(deps: { config: Config; store: Store; events: EventStore }) {
+/** The chains pinned clients' requests take to each instance's version. */
+interface Pins {
+  candidate: PinChains;
+  stable: PinChains;
+}
+
+/**
+ * Each version's own transforms (every version carries those up to itself). Ones that do not load
+ * fail validation; here they refuse the pins, as the gateway would.
+ */
+async function pinChains(params: ReplayParams): Promise<Pins> {
+  const load = (dir: string) => loadTransforms(dir).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  const [candidate, stable] = await Promise.all([load(params.candidateDir), load(params.baselineDir!)]);
+  return { candidate: new PinChains(params.service, params.candidate, candidate), stable: new PinChains(params.service, params.baseline!, stable) };
+}
+
+/** The tool a request calls, as the instance receives it (a transform may rename it). */
+function toolCalled(message: Record<string, unknown> | undefined, captured: string | undefined): string | undefined {
+  const name = (message?.params as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' ? name : captured;
+}
+
+export function replayActivities(deps: { config: Config; store: Store; events: EventStore; temporal?: Client }) {
   const { store, config } = deps;
+
+  /**
+   * Why a replay was cancelled. A gate's replay is also cancelled when its deployment closes
+   * (terminated from outside, say): Temporal has closed that deployment by then, so its status tells.
+   */
+  async function cancelReason(parent: WorkflowRef | undefined): Promise<string> {
+    if (!parent) return 'cancelled';
+    const status = await deps.temporal?.workflow
+      .getHandle(parent.workflowId, parent.runId)
+      .describe()
+      .then((d) => d.status.name)
+      .catch(() => undefined);
+    return status && status !== 'RUNNING' ? `cancelled: the deployment ${parent.workflowId} that ran this gate was ${status.toLowerCase().replaceAll('_', ' ')}` : `cancelled by the deployment ${parent.workflowId}`;
+  }
 
   async function loadCapture(params: Pick<ReplayParams, 'service' | 'baseline' | 'selection'>): Promise<SelectableDoc[]> {
     if (!params.baseline) return [];
@@ -105,30 +151,30 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
   const planOf = async (params: ReplayParams, docs?: SelectableDoc[]): Promise<ReplayPlan> => planReplay(docs ?? (await loadCapture(params)), params.selection, params.replayId);
 
   /** The schema diff of the two instances' tool lists, weighted by the window's captured calls, kept with the report. */
-  async function storeSchemaDiff(params: ReplayParams, docs: SelectableDoc[], stable: ReplayInstance, candidate: ReplayInstance): Promise<void> {
-    // Transforms that do not load fail validation; here they only mean pinned calls stay as sent.
-    const transforms = await loadTransforms(params.candidateDir).catch(() => []);
-    const schema = replaySchemaDiff({ service: params.service, baseline: params.baseline!, candidate: params.candidate, before: stable.tools, after: candidate.tools, docs, selection: params.selection, transforms });
+  async function storeSchemaDiff(params: ReplayParams, docs: SelectableDoc[], stable: ReplayInstance, candidate: ReplayInstance, pins: Pins): Promise<void> {
+    const schema = replaySchemaDiff({ service: params.service, baseline: params.baseline!, candidate: params.candidate, before: stable.tools, after: candidate.tools, docs, selection: params.selection, chains: pins.candidate });
     const { reports } = await replayStore(store);
     await reports.updateOne({ replayId: params.replayId }, { $set: { schema } });
   }
 
   /** Replays one unit on both instances; returns the items of its compared requests. */
-  async function replayUnit(unit: ReplayUnit, firstIndex: number, candidate: ReplayInstance, stable: ReplayInstance, policy: ReturnType<typeof toolPolicy>, signal: AbortSignal): Promise<ReplayItem[]> {
+  async function replayUnit(unit: ReplayUnit, firstIndex: number, candidate: ReplayInstance, stable: ReplayInstance, pins: Pins, policy: ReturnType<typeof toolPolicy>, signal: AbortSignal): Promise<ReplayItem[]> {
     const conversation = (url: string) => {
       const answers = Object.fromEntries(Object.entries(unit.clientAnswers).map(([m, list]) => [m, [...list]]));
       return new Conversation({ url, stateful: unit.stateful, timeoutMs: REQUEST_TIMEOUT_MS, signal, clientAnswer: (method) => answers[method]?.shift() });
     };
     const onCandidate = conversation(candidate.url);
     const onStable = conversation(stable.url);
-    const send = (c: Conversation, message: Record<string, unknown>) =>
-      c.send(message).then(
-        (answer) => ({ answer, error: undefined }),
+    const send = async (c: Conversation, request: PinnedRequest) => {
+      if (!request.message) return { answer: request.answer, error: undefined };
+      return c.send(request.message).then(
+        (answer) => ({ answer: answer && request.back(answer), error: undefined }),
         (err: unknown) => {
           if (signal.aborted) throw err;
           return { answer: undefined, error: (err as Error).message };
         },
       );
+    };
     const items: ReplayItem[] = [];
     let index = firstIndex;
     try {
@@ -143,12 +189,16 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
           candidateDiffs: [],
           noiseDiffs: [],
         };
-        const skip = !step.message ? step.unreadable : step.method === 'tools/call' && step.tool !== undefined && !policy(step.tool).replay ? `side-effect policy: ${policy(step.tool).reason}` : undefined;
-        if (skip || !step.message) {
+        // A pinned client's request goes to each instance through that version's chain.
+        const toCandidate = step.message && pinnedRequest(pins.candidate, step.versionAsked, step.message);
+        const toStable = step.message && pinnedRequest(pins.stable, step.versionAsked, step.message);
+        const refused = step.method === 'tools/call' ? [toCandidate, toStable].flatMap((r) => toolCalled(r?.message, step.tool) ?? []).map(policy).find((p) => !p.replay) : undefined;
+        const skip = !toCandidate || !toStable ? step.unreadable : refused ? `side-effect policy: ${refused.reason}` : undefined;
+        if (skip || !toCandidate || !toStable) {
           if (step.compared) items.push({ index: index++, ...base, skipped: skip ?? 'unreadable' });
           continue;
         }
-        const [c, s] = await Promise.all([send(onCandidate, step.message), send(onStable, step.message)]);
+        const [c, s] = await Promise.all([send(onCandidate, toCandidate), send(onStable, toStable)]);
         if (!step.compared) continue;
         const candidateFailure = c.error ?? failureOf(c.answer);
         const stableFailure = s.error ?? failureOf(s.answer);
@@ -161,7 +211,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
           index: index++,
           ...base,
           candidateDiffs: diffJson(now, comparable(c.answer ?? { error: { message: c.error } })),
-          noiseDiffs: step.answer ? diffJson(comparable(step.answer), now) : [],
+          noiseDiffs: step.answer ? diffJson(comparable(toStable.back(step.answer)), now) : [],
         });
       }
     } finally {
@@ -172,7 +222,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
 
   return {
     /** Resolves the versions, fixes the window and the sample, and opens the report. */
-    async prepareReplay(input: ReplayInput, ids: { replayId: string; workflowId: string }): Promise<ReplayParams> {
+    async prepareReplay(input: ReplayInput, ids: { replayId: string; workflowId: string; parent?: WorkflowRef }): Promise<ReplayParams> {
       const { service, candidate } = input;
       const candidateDoc = await store.versions.findOne({ service, version: candidate });
       const candidateDir = candidateDoc && dirOf(candidateDoc);
@@ -197,6 +247,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         concurrency: gate.concurrency,
         thresholds: { maxBreakingShare: gate.maxBreakingShare, maxDifferingShare: gate.maxDifferingShare, minMessages: gate.minMessages },
         total: 0,
+        ...(ids.parent ? { parent: ids.parent } : {}),
       };
       params.total = (await planOf(params)).total;
       const { reports } = await replayStore(store);
@@ -261,8 +312,9 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
         const failed = started.find((r) => r.status === 'rejected');
         if (failed) throw (failed as PromiseRejectedResult).reason;
         const [candidate, stable] = running as [ReplayInstance, ReplayInstance];
+        const pins = await pinChains(params);
         // Before any unit: a position past 0 in a heartbeat means the diff is stored.
-        if (resumed === 0) await storeSchemaDiff(params, docs, stable, candidate);
+        if (resumed === 0) await storeSchemaDiff(params, docs, stable, candidate, pins);
         const policy = toolPolicy([stable.tools, candidate.tools], params.allowTools);
         const finished = new Set<number>();
         let next = resumed;
@@ -271,7 +323,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
           while (next < plan.units.length) {
             if (signal.aborted) throw signal.reason;
             const u = next++;
-            const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, policy, signal);
+            const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, pins, policy, signal);
             if (unitItems.length) await storeItems(items, unitItems.map((item) => ({ ...item, replayId: params.replayId }) as ReplayItemDoc));
             finished.add(u);
             while (finished.has(position)) {
@@ -295,8 +347,12 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       }
     },
 
-    /** Judges noise over every replayed request, counts, decides the gate, stores the report and the matrix cells. */
-    async finishReplay(params: ReplayParams, status: ReplayStatus, error?: string): Promise<ReplayReport> {
+    /**
+     * Judges noise over every replayed request, counts, decides the gate, stores the report and the
+     * matrix cells. A cancelled report gets the reason (`error`) found here.
+     */
+    async finishReplay(params: ReplayParams, status: ReplayStatus, failure?: string): Promise<ReplayReport> {
+      const error = status === 'CANCELLED' ? await cancelReason(params.parent) : failure;
       const { reports, items } = await replayStore(store);
       const all = (await items.find({ replayId: params.replayId }, { projection: { _id: 0, replayId: 0 } }).sort({ index: 1 }).toArray()) as ReplayItem[];
       const { classified, ...summary } = summarise(all);

@@ -6,11 +6,12 @@
  */
 import { capturedMessage } from '../core/documents.ts';
 import { compareVersions } from '../core/semver.ts';
-import { buildChain, forwardRequest } from './chain.ts';
+import { forwardRequest } from './chain.ts';
+import type { PinChains } from './pin-chains.ts';
 import type { SelectableDoc } from './replay-select.ts';
 import type { ReplaySelection } from './replay-types.ts';
 import { diffTools, type CapturedCall } from './schema-diff.ts';
-import type { LoadedTransform, SchemaDiffReport, ToolDefinition, TransformChain } from './types.ts';
+import type { SchemaDiffReport, ToolDefinition } from './types.ts';
 
 export interface ReplaySchemaInput {
   service: string;
@@ -20,8 +21,8 @@ export interface ReplaySchemaInput {
   after: readonly ToolDefinition[];
   docs: readonly SelectableDoc[];
   selection: Pick<ReplaySelection, 'tools' | 'clients'>;
-  /** The candidate's transforms (for pinned clients' calls). */
-  transforms: readonly LoadedTransform[];
+  /** The chains to the candidate (for pinned clients' calls). */
+  chains: PinChains;
 }
 
 type Call = CapturedCall & { moved?: CapturedCall };
@@ -29,19 +30,6 @@ type Call = CapturedCall & { moved?: CapturedCall };
 export function replaySchemaDiff(input: ReplaySchemaInput): SchemaDiffReport {
   const tools = input.selection.tools?.length ? new Set(input.selection.tools) : undefined;
   const clients = input.selection.clients?.length ? new Set(input.selection.clients) : undefined;
-  const chains = new Map<string, TransformChain | undefined>();
-  const chainFrom = (asked: string) => {
-    if (!chains.has(asked)) {
-      let chain: TransformChain | undefined;
-      try {
-        chain = buildChain(input.service, input.transforms, asked, input.candidate);
-      } catch {
-        // No chain from there: the call would reach the candidate unmigrated (validation refuses gaps).
-      }
-      chains.set(asked, chain);
-    }
-    return chains.get(asked);
-  };
   const calls: Call[] = [];
   for (const doc of input.docs) {
     if (doc.truncated || doc.direction !== 'client_to_server' || doc.kind !== 'request' || doc.method !== 'tools/call' || !doc.toolName) continue;
@@ -55,7 +43,9 @@ export function replaySchemaDiff(input: ReplaySchemaInput): SchemaDiffReport {
     }
     const params = message.params as { name?: unknown; arguments?: unknown } | undefined;
     const call: Call = { tool: doc.toolName, arguments: params?.arguments ?? {} };
-    const chain = doc.versionAsked && compareVersions(doc.versionAsked, input.candidate) < 0 ? chainFrom(doc.versionAsked) : undefined;
+    // A pin the candidate cannot serve leaves the call as sent (validation refuses gaps).
+    const route = doc.versionAsked && compareVersions(doc.versionAsked, input.candidate) < 0 ? input.chains.route(doc.versionAsked) : undefined;
+    const chain = route && 'chain' in route ? route.chain : undefined;
     if (chain) {
       try {
         const moved = forwardRequest(chain, message).message.params as { name?: unknown; arguments?: unknown } | undefined;

@@ -34,6 +34,8 @@ export interface ReplayStep {
   protocolRevision?: string;
   clientName?: string;
   clientVersion?: string;
+  /** The version a pinned client asked for: its request is in that version's shapes. */
+  versionAsked?: string;
 }
 
 export interface ReplayUnit {
@@ -105,6 +107,7 @@ export function planReplay(docs: readonly SelectableDoc[], selection: ReplaySele
         ...(doc.protocolRevision ? { protocolRevision: doc.protocolRevision } : {}),
         ...(doc.clientName ? { clientName: doc.clientName } : {}),
         ...(doc.clientVersion ? { clientVersion: doc.clientVersion } : {}),
+        ...(doc.versionAsked ? { versionAsked: doc.versionAsked } : {}),
       };
       let unit: ReplayUnit | undefined;
       if (stateful) {

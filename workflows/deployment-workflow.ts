@@ -228,6 +228,8 @@ export async function deploymentWorkflow(input: DeploymentInput): Promise<Deploy
       executeChild(replayWorkflow, {
         workflowId,
         args: [{ service, candidate: version, selection: { baseline: stable }, trigger: 'gate' }],
+        // Terminating the deployment runs none of its code; the replay, asked to cancel, ends its report itself.
+        parentClosePolicy: 'REQUEST_CANCEL',
         typedSearchAttributes: [
           { key: McpService, value: service },
           { key: McpVersion, value: version },

@@ -34,14 +34,18 @@ export async function replayWorkflow(input: ReplayInput): Promise<ReplayReport> 
     { key: McpService, value: input.service },
     { key: McpVersion, value: input.candidate },
   ]);
-  const { workflowId, runId } = workflowInfo();
-  const params = await acts.prepareReplay(input, { replayId: runId, workflowId });
+  const { workflowId, runId, parent } = workflowInfo();
+  // Not cancellable: the report it opens must exist for the cancellation below to close it.
+  const params = await CancellationScope.nonCancellable(() => acts.prepareReplay(input, { replayId: runId, workflowId, ...(parent ? { parent: { workflowId: parent.workflowId, runId: parent.runId } } : {}) }));
   try {
     await runner.runReplay(params);
   } catch (err) {
+    // A gate's replay is cancelled also when its deployment is terminated (parentClosePolicy
+    // REQUEST_CANCEL): this is the only code that runs then, so the report's end is written here.
     const cancelled = isCancellation(err);
-    await CancellationScope.nonCancellable(() => acts.finishReplay(params, cancelled ? 'CANCELLED' : 'FAILED', cancelled ? 'cancelled' : failureMessage(err)));
+    await CancellationScope.nonCancellable(() => (cancelled ? acts.finishReplay(params, 'CANCELLED') : acts.finishReplay(params, 'FAILED', failureMessage(err))));
     throw err;
   }
-  return acts.finishReplay(params, 'DONE');
+  // A cancellation that comes once every request is replayed does not undo the run.
+  return CancellationScope.nonCancellable(() => acts.finishReplay(params, 'DONE'));
 }

@@ -9,6 +9,7 @@ import { McpService, McpVersion } from '../../core/search-attributes.ts';
 import { VERSION_PATTERN } from '../../core/manifest.ts';
 import { replayWorkflowId } from '../../core/workflow-ids.ts';
 import type { DeploymentControl } from '../deployment-control.ts';
+import { settleClosedReplays } from '../replay-settle.ts';
 import { HttpError } from '../errors.ts';
 import { intParam, serviceParam } from '../params.ts';
 
@@ -78,7 +79,7 @@ export function replaysRouter(deps: { config: Config; store: Store; temporal: Cl
       .sort({ startedAt: -1 })
       .limit(Math.min(limit, 200))
       .toArray();
-    res.json({ service, replays: list });
+    res.json({ service, replays: await settleClosedReplays(reports, temporal, list) });
   });
 
   router.get('/services/:name/replays/:replayId', async (req, res) => {
@@ -86,7 +87,7 @@ export function replaysRouter(deps: { config: Config; store: Store; temporal: Cl
     const { reports } = await replayStore(store);
     const report = await reports.findOne({ service, replayId: String(req.params.replayId) }, { projection: { _id: 0 } });
     if (!report) throw new HttpError(404, 'not_found', `no replay ${req.params.replayId} of service ${service}`);
-    res.json(report);
+    res.json((await settleClosedReplays(reports, temporal, [report]))[0]);
   });
 
   router.post('/services/:name/replays/:replayId/cancel', async (req, res) => {

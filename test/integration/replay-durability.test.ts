@@ -2,7 +2,9 @@
  * A replay outlives its worker: the worker (a process of its own, as in production) is killed in
  * the middle of a replay; a new worker ends the killed one's replay instances and resumes from the
  * position in the last heartbeat, and the report counts every request once. A replay can also be
- * cancelled, and says so.
+ * cancelled, and says so; a gate's replay whose deployment is terminated from outside (Temporal
+ * CLI) ends its report as cancelled, with that reason; a replay workflow terminated itself is
+ * shown ended when its report is read.
  */
 import assert from 'node:assert/strict';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
@@ -11,14 +13,14 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
-import type { ResultPromise } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import type { ReplayReportDoc } from '../../core/documents.ts';
 import { createLogger } from '../../core/log.ts';
 import { replayStore } from '../../core/replay-store.ts';
 import { stepGroupsDir } from '../../activities/step-processes.ts';
 import { signalGroup } from '../../runner/process-group.ts';
 import { startSystem, type System } from '../../cli/system.ts';
-import { repoRoot } from '../../stack/binaries.ts';
+import { repoRoot, stackBinary } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
 import { membersOfGroups } from '../support/processes.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
@@ -139,4 +141,47 @@ test('a replay can be cancelled; its report says so and its instances stop', asy
   assert.ok(final.done < CALLS);
   await waitFor('the replay instances to stop', () => membersOfGroups(groups).length === 0, 30_000);
   assert.equal((await api('POST', `/api/services/${SERVICE}/replays/${replayId}/cancel`, {})).status, 409, 'cancelling an ended replay is refused');
+});
+
+test('a gate replay whose deployment is terminated from outside ends its report as cancelled, with the reason', async () => {
+  const deploy = await api('POST', `/api/services/${SERVICE}/deploy`, { version: '1.0.1' });
+  assert.equal(deploy.status, 202, JSON.stringify(deploy.body));
+  const { reports } = await replayStore(system.store);
+  const gate = await waitFor('the gate replay to make progress', async () => {
+    const r = await reports.findOne({ service: SERVICE, candidate: '1.0.1', trigger: 'gate' });
+    return r && r.status === 'RUNNING' && r.done >= 6 ? r : undefined;
+  }, 300_000, 200);
+  const groups = (await readdir(stepGroupsDir(config.stateDir))).map(Number).filter((n) => n > 1);
+
+  await execa(stackBinary('temporal'), ['workflow', 'terminate', '--workflow-id', `deploy/${SERVICE}/1.0.1`, '--address', stackAddresses().temporalAddress, '--namespace', config.temporal.namespace, '--reason', 'test: ended from outside']);
+  const replay = temporal.workflow.getHandle(gate.workflowId, gate.replayId);
+  const closed = await waitFor('the gate replay to close', async () => {
+    const { status } = await replay.describe();
+    return status.name !== 'RUNNING' ? status.name : undefined;
+  }, 120_000, 250);
+  // The replay writes its end before it closes, so the report is final by now.
+  const final = (await reports.findOne({ replayId: gate.replayId }))!;
+  assert.deepEqual([closed, final.status], ['CANCELLED', 'CANCELLED'], `replay workflow ${closed}, report ${final.status}`);
+  assert.match(final.error ?? '', /the deployment deploy\/rpd\/1\.0\.1 that ran this gate was terminated/);
+  assert.ok(final.finishedAt);
+  assert.equal((await report(gate.replayId)).status, 'CANCELLED', 'the API shows it ended');
+  await waitFor('the replay instances to stop', () => membersOfGroups(groups).length === 0, 30_000);
+});
+
+test('a replay terminated from outside is shown ended, not running: its report is settled when read', async () => {
+  const started = await api<{ replayId: string; workflowId: string }>('POST', `/api/services/${SERVICE}/replays`, { version: '1.0.1' });
+  const { replayId, workflowId } = started.body;
+  await waitFor('the replay to make progress', async () => (await report(replayId)).done >= 6 || undefined, 300_000, 200);
+  const groups = (await readdir(stepGroupsDir(config.stateDir))).map(Number).filter((n) => n > 1);
+  await execa(stackBinary('temporal'), ['workflow', 'terminate', '--workflow-id', workflowId, '--run-id', replayId, '--address', stackAddresses().temporalAddress, '--namespace', config.temporal.namespace, '--reason', 'test: ended from outside']);
+  const { reports } = await replayStore(system.store);
+  assert.equal((await reports.findOne({ replayId }))?.status, 'RUNNING', 'a terminated workflow writes nothing');
+
+  const read = await report(replayId);
+  assert.equal(read.status, 'CANCELLED');
+  assert.match(read.error ?? '', /^terminated: the replay workflow replay\/rpd\/1\.0\.1 was terminated/);
+  assert.equal((await reports.findOne({ replayId }))?.status, 'CANCELLED', 'stored so');
+  const listed = (await api<{ replays: ReplayReportDoc[] }>('GET', `/api/services/${SERVICE}/replays`)).body.replays;
+  assert.deepEqual(listed.filter((r) => r.status === 'RUNNING').map((r) => r.replayId), [], 'none listed as running');
+  await waitFor('the replay instances to stop', () => membersOfGroups(groups).length === 0, 30_000);
 });

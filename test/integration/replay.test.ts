@@ -10,10 +10,12 @@
  *   and an override with a reason lets it go on; a blocked deployment terminated from outside
  *   (Temporal CLI) can be deployed again;
  * - traffic of an SDK v2 client speaking 2026-07-28 (stateless) is replayed request by request;
+ * - a pinned client's traffic goes through its transform chain, as the gateway sends it: green
+ *   through a good chain, a transform that forgets the answer differs;
  * - blue-green: the gate, then 100% at once, the previous version kept warm for a rollback.
  */
 import assert from 'node:assert/strict';
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -325,4 +327,79 @@ test('stateless (2026-07-28) traffic of an SDK v2 client is replayed request by 
   const client2026 = cells.find((c) => c.column.kind === 'client' && c.column.protocolRevision === '2026-07-28');
   assert.ok(client2026, JSON.stringify(cells.map((c) => c.columnKey)));
   assert.deepEqual([client2026.counts.replayed, client2026.status], [5, 'differs']);
+});
+
+test("a pinned client's captured requests are replayed through its transform chain: green through a good chain, a broken transform shows", async () => {
+  const other = 'rpt';
+  const otherDir = path.join(config.servicesDir, other);
+  // 2.0.0 renames add's operands to x/y and answers {"value"}; its transform serves 1.0.0's clients.
+  const transform = (backward: boolean) => `export default {
+  from: '1.0.0',
+  to: '2.0.0',
+  description: 'add: operands a/b renamed x/y; the sum answered as JSON {"value"}',
+  requestForward(msg: any, ctx: any) {
+    if (ctx.toolName === 'add') {
+      const { a, b, ...rest } = msg.params.arguments ?? {};
+      msg.params.arguments = { ...rest, x: a, y: b };
+    }
+    return msg;
+  },${backward ? `
+  responseBackward(msg: any, ctx: any) {
+    const item = msg.result?.content?.[0];
+    if (ctx.toolName === 'add' && !msg.result.isError && typeof item?.text === 'string' && item.text.startsWith('{')) item.text = String(JSON.parse(item.text).value);
+    return msg;
+  },` : ''}
+};
+`;
+  const manifest = JSON.parse(await readFile(path.join(repoRoot, 'test', 'fixtures', 'replay-service', 'mcp.json'), 'utf8'));
+  // The transform and the manifest written at once, one save as an editor makes it.
+  const save = (version: string, env: Record<string, string>, transformText?: string) =>
+    Promise.all([
+      writeFile(path.join(otherDir, 'mcp.json'), JSON.stringify({ ...manifest, name: other, version, start: { ...manifest.start, env }, rollout: { ...ROLLOUT, autoDeploy: version === '1.0.0' } })),
+      ...(transformText ? [writeFile(path.join(otherDir, 'transforms', '1.0-to-2.0.ts'), transformText)] : []),
+    ]);
+  const stateOf = async (version: string) => (await system.store.versions.findOne({ service: other, version }))?.state;
+  const replay = async (version: string) => {
+    await waitFor(`${other}@${version} STAGED`, async () => (await stateOf(version)) === 'STAGED' || undefined, 300_000, 250);
+    const started = await api<{ replayId: string }>('POST', `/api/services/${other}/replays`, { version });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const report = await waitFor(`replay of ${other}@${version}`, async () => {
+      const { status, body } = await api<ReplayReportDoc>('GET', `/api/services/${other}/replays/${started.body.replayId}`);
+      return status === 200 && body.status !== 'RUNNING' ? body : undefined;
+    }, 300_000, 250);
+    assert.equal(report.status, 'DONE', report.error);
+    const cells = await system.store.compatCells.find({ service: other, version, source: 'replay', 'column.kind': 'client' }).toArray();
+    const byClient = Object.fromEntries(cells.map((c) => [c.column.kind === 'client' ? c.column.clientName : '', c.status]));
+    return { report, byClient };
+  };
+
+  await cp(path.join(repoRoot, 'test', 'fixtures', 'replay-service'), otherDir, { recursive: true });
+  await mkdir(path.join(otherDir, 'transforms'));
+  await save('1.0.0', { MODE: 'good' });
+  await waitFor(`${other}@1.0.0 ACTIVE`, async () => (await stateOf('1.0.0')) === 'ACTIVE' || undefined, 300_000, 250);
+  // A client built against 1.0.0 pins it; another does not. Both call add with a/b.
+  for (const [name, headers] of [['pinned-app', { 'X-Mcpship-Service-Version': '1.0.0' }], ['plain-app', {}]] as const) {
+    const client = new Client({ name, version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/${other}`), { requestInit: { headers } });
+    await client.connect(transport);
+    for (let i = 0; i < 3; i++) await client.callTool({ name: 'add', arguments: { a: i, b: 2 } });
+    await transport.terminateSession();
+    await client.close();
+  }
+  await waitFor('the capture', async () => (await system.store.messages.countDocuments({ service: other, toolName: 'add', direction: 'server_to_client' })) >= 6 || undefined, 60_000, 200);
+  assert.equal(await system.store.messages.countDocuments({ service: other, toolName: 'add', direction: 'client_to_server', versionAsked: '1.0.0' }), 3, 'the pinned calls carry the version asked');
+
+  // The pinned client's a/b calls reach 2.0.0 as x/y and its answers are read back as 1.0.0's; the unpinned client's do break.
+  await save('2.0.0', { MODE: 'good', OPERANDS: 'xy' }, transform(true));
+  const good = await replay('2.0.0');
+  assert.deepEqual({ ...good.report.counts }, { replayed: 6, equal: 3, noise: 0, differs: 0, breaks: 3, skipped: 0 }, JSON.stringify(good.report.samples));
+  assert.deepEqual(good.byClient, { 'pinned-app': 'equal', 'plain-app': 'breaks' });
+
+  // A transform that forgets to migrate the answer back: the pinned client would read 2.0.0's JSON.
+  await save('2.0.1', { MODE: 'good', OPERANDS: 'xy' }, transform(false));
+  const broken = await replay('2.0.1');
+  assert.deepEqual({ ...broken.report.counts }, { replayed: 6, equal: 0, noise: 0, differs: 3, breaks: 3, skipped: 0 }, JSON.stringify(broken.report.samples));
+  assert.deepEqual(broken.byClient, { 'pinned-app': 'differs', 'plain-app': 'breaks' });
+  assert.ok(broken.report.topPaths.some((p) => p.path.startsWith('/result/content/')), JSON.stringify(broken.report.topPaths));
+  assert.equal(broken.report.gate?.decision, 'blocked');
 });

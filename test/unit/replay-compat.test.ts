@@ -9,6 +9,8 @@ import { cellStatus } from '../../compat/matrix.ts';
 import { replayCells, summarise } from '../../compat/replay-report.ts';
 import { planReplay, type SelectableDoc } from '../../compat/replay-select.ts';
 import { replaySchemaDiff } from '../../compat/replay-schema.ts';
+import { PinChains } from '../../compat/pin-chains.ts';
+import { pinnedRequest } from '../../activities/replay-pin.ts';
 import type { ReplayItem } from '../../compat/replay-types.ts';
 import type { Difference, Json, LoadedTransform } from '../../compat/types.ts';
 
@@ -131,14 +133,15 @@ test('the gate: captured calls the candidate schemas reject block, even of tools
     { id: 'transforms/0.9-to-1.0.ts', from: '0.9.0', to: '1.0.0', description: 'confirm', requestForward: (m) => ({ ...m, params: { ...(m.params as object), arguments: { confirm: true } } }) },
     { id: 'transforms/1.0-to-1.1.ts', from: '1.0.0', to: '1.1.0', description: 'nothing' },
   ];
-  const schema = replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: {}, transforms });
+  const chains = new PinChains('s', '1.1.0', transforms);
+  const schema = replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: {}, chains });
   assert.deepEqual([schema.class, schema.capturedCalls, schema.rejectedCalls], ['breaking', 4, 2]);
   const skippedOnly = { replayed: 4, equal: 0, noise: 0, differs: 0, breaks: 0, skipped: 4 };
   const verdict = gateVerdict(skippedOnly, t, schema);
   assert.equal(verdict.decision, 'blocked');
   assert.match(verdict.reasons[0]!, /^schema: 2 of 4 captured calls would be rejected by 1\.1\.0 \(50\.0% > max 0\.0%\): wipe: new required input "confirm" \(2 of 4 calls\)/);
   assert.equal(gateVerdict(skippedOnly, { ...t, maxBreakingShare: 0.5 }, schema).decision, 'unproven', 'a share within the threshold passes');
-  assert.equal(replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: { tools: ['other'] }, transforms }).capturedCalls, 0, 'the replay filters apply');
+  assert.equal(replaySchemaDiff({ service: 's', baseline: '1.0.0', candidate: '1.1.0', before, after, docs, selection: { tools: ['other'] }, chains }).capturedCalls, 0, 'the replay filters apply');
 });
 
 test('side-effect policy: read-only and idempotent tools replay; destructive and unannotated only when allowed', () => {
@@ -228,4 +231,37 @@ test('plan: a capture cut at the payload cap is planned as unreadable, not dropp
   const d = doc({ message: call(1, 'add'), toolName: 'add' });
   const plan = planReplay([{ ...d, truncated: true }], {}, 's');
   assert.match(plan.units[0]!.steps[0]!.unreadable!, /stored cut/);
+});
+
+test("a pinned client's request is replayed as the gateway serves it: forward through the version's chain, the answer back", () => {
+  const transforms: LoadedTransform[] = [
+    {
+      id: 'transforms/1.0-to-2.0.ts',
+      from: '1.0.0',
+      to: '2.0.0',
+      description: 'a renamed x',
+      requestForward: (m) => {
+        const args = (m.params as { arguments: Record<string, unknown> }).arguments;
+        if ('boom' in args) throw new Error('cannot migrate boom');
+        return { ...m, params: { ...(m.params as object), arguments: { x: args.a } } };
+      },
+      responseBackward: (m) => ({ ...m, result: { sum: (m.result as { total: number }).total } }),
+    },
+  ];
+  const chains = new PinChains('s', '2.0.0', transforms);
+  const request = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'add', arguments: { a: 1 } } };
+  const pinned = pinnedRequest(chains, '1.0.0', request);
+  assert.deepEqual(pinned.message, { ...request, params: { name: 'add', arguments: { x: 1 } } });
+  assert.deepEqual(pinned.back({ jsonrpc: '2.0', id: 7, result: { total: 3 } }), { jsonrpc: '2.0', id: 7, result: { sum: 3 } });
+  assert.equal(pinnedRequest(chains, undefined, request).message, request, 'an unpinned request goes as captured');
+  assert.equal(pinnedRequest(chains, '2.0.0', request).message, request, 'a pin of the version itself needs no transform');
+
+  // A throwing transform answers with the gateway's error; nothing is sent.
+  const thrown = pinnedRequest(chains, '1.0.0', { ...request, params: { name: 'add', arguments: { boom: 1 } } });
+  assert.equal(thrown.message, undefined);
+  assert.match(failureOf(thrown.answer)!, /-32603: Version pin 1\.0\.0: transform transforms\/1\.0-to-2\.0\.ts failed in requestForward: cannot migrate boom/);
+  // Pins the version cannot serve are refused with the reason.
+  assert.match(failureOf(pinnedRequest(chains, '3.0.0', request).answer)!, /-32600: .*version pin 3\.0\.0 cannot be served by 2\.0\.0/);
+  assert.match(failureOf(pinnedRequest(chains, '0.5.0', request).answer)!, /no transform covers version 0\.5\.0/);
+  assert.match(failureOf(pinnedRequest(new PinChains('s', '2.0.0', new Error('transforms/x.ts: does not load')), '1.0.0', request).answer)!, /does not load/);
 });
