@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { repoRoot } from '../stack/binaries.ts';
 
-const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts', 'gateway-scale.ts', 'gateway-capture-db.ts', 'session-store.ts', 'stateless-routing.ts', 'rollout.ts', 'replay.ts', 'transforms.ts'];
+const BENCHMARKS = ['pipeline-latency.ts', 'gateway-overhead.ts', 'gateway-scale.ts', 'gateway-capture-db.ts', 'session-store.ts', 'capture-indexes.ts', 'stateless-routing.ts', 'rollout.ts', 'replay.ts', 'transforms.ts'];
 
 const filter = process.argv.slice(2);
 const chosen = BENCHMARKS.filter((file) => filter.length === 0 || filter.some((f) => file.includes(f)));
