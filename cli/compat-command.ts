@@ -1,11 +1,9 @@
+import type { CompatAnswer } from '../api/routes/compatibility.ts';
 import { columnKey } from '../compat/matrix.ts';
-import type { CompatMatrix, CompatSource } from '../compat/types.ts';
-import type { TransformStats } from '../compat/transform-stats.ts';
+import type { CompatSource } from '../compat/types.ts';
 import type { ApiClient } from './api-client.ts';
 
 const SOURCE: Record<CompatSource, string> = { round_trip: 'rt', schema: 'schema', replay: 'replay' };
-
-export type CompatAnswer = CompatMatrix & { transforms: TransformStats[] };
 
 const pct = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
 

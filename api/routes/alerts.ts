@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { ALERT_RULE_IDS } from '../../core/config.ts';
+import { ALERT_RULE_IDS, type AlertRuleId } from '../../core/config.ts';
 import { ALERT_EVENT_KINDS, type EventStore } from '../../core/events.ts';
 import type { Store } from '../../core/mongo.ts';
-import { addSilence, alertCollections, expireSilence, readAlerts, type AlertCollections } from '../../alerts/store.ts';
+import { addSilence, alertCollections, expireSilence, readAlerts, type AlertCollections, type AlertsView } from '../../alerts/store.ts';
 import { SILENCE_LIMITS, SYSTEM_SERVICE } from '../../alerts/types.ts';
 import { HttpError } from '../errors.ts';
 import { serviceParam } from '../params.ts';
@@ -18,6 +18,9 @@ const SilenceBody = z
   .strict();
 
 const STATES = ['pending', 'firing', 'resolved'];
+
+/** GET /api/alerts: the alerts and silences, and the rule ids a silence may name. */
+export type AlertsAnswer = AlertsView & { rules: readonly AlertRuleId[] };
 
 /**
  * Alerts (alerts/): GET /alerts (firing first, then pending, then resolved of the last day, the
@@ -36,7 +39,7 @@ export function alertsRouter(deps: { store: Store; events: EventStore }): Router
     const service = req.query.service === undefined ? undefined : serviceParam(req.query.service);
     const state = req.query.state === undefined ? undefined : String(req.query.state);
     if (state !== undefined && !STATES.includes(state)) throw new HttpError(400, 'bad_query', `state must be one of ${STATES.join(', ')}`);
-    res.json({ ...(await readAlerts(await c(), { ...(service ? { service } : {}), ...(state ? { state } : {}) })), rules: ALERT_RULE_IDS });
+    res.json({ ...(await readAlerts(await c(), { ...(service ? { service } : {}), ...(state ? { state } : {}) })), rules: ALERT_RULE_IDS } satisfies AlertsAnswer);
   });
 
   router.post('/alerts/silences', async (req, res) => {

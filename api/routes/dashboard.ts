@@ -4,6 +4,7 @@
  */
 import { Router } from 'express';
 import type { Config } from '../../core/config.ts';
+import type { AnalysisResult, DeploymentStage } from '../../core/deployment.ts';
 import type { EventDoc, MetricBucketDoc } from '../../core/documents.ts';
 import { emptyCounts, LATENCY_BOUNDS_MS, mergeCounts, mergeHistograms, emptyHistogram, summarize } from '../../core/health.ts';
 import type { Store } from '../../core/mongo.ts';
@@ -59,6 +60,36 @@ export interface RunLink {
   startedAt: Date;
   lastAt: Date;
   temporalUi?: string;
+}
+
+/** GET /api/overview. */
+export interface Overview {
+  at: Date;
+  watch: { services: number; validating: number; failed: number };
+  deployments: { active: number; canary: number; failed: number };
+  transforms: TransformTotals[];
+  services: WatchStatus[];
+}
+
+/**
+ * An ANALYSIS event of the deployment workflow: the step's analysis, with the stage and weight it
+ * ran at. Partial: events written by older versions of the workflow lack some of it.
+ */
+export type AnalysisEvent = EventDoc & { details: Partial<AnalysisResult & { stage: DeploymentStage; weight: number }> };
+
+/** GET /api/services/<name>/dashboard: what a service page shows, over the last `minutes`. */
+export interface ServiceBoard {
+  service: string;
+  since: Date;
+  until: Date;
+  latencyBoundsMs: readonly number[];
+  series: Record<string, HealthPoint[]>;
+  histogram: Record<string, number[]>;
+  /** Per version: open sessions, and the names of clients seen in captured traffic. */
+  clients: Record<string, { sessions: number; clients: string[] }>;
+  transforms: TransformTotals[];
+  runs: RunLink[];
+  analyses: AnalysisEvent[];
 }
 
 async function latest(store: Store, service: string, kinds: string[], extra: Record<string, unknown> = {}): Promise<EventDoc | null> {
@@ -175,7 +206,7 @@ export function dashboardRouter(deps: { config: Config; store: Store; temporalUi
       deployments: { active, canary, failed: rolledBack },
       transforms,
       services: watch,
-    });
+    } satisfies Overview);
   });
 
   router.get('/services/:name/dashboard', async (req, res) => {
@@ -209,8 +240,8 @@ export function dashboardRouter(deps: { config: Config; store: Store; temporalUi
       transforms,
       runs: runsOf(events, link),
       // Oldest first, as a history reads; the page keeps those of the deployment it shows.
-      analyses: events.filter((e) => e.kind === 'ANALYSIS').reverse(),
-    });
+      analyses: events.filter((e): e is typeof e & AnalysisEvent => e.kind === 'ANALYSIS').reverse(),
+    } satisfies ServiceBoard);
   });
 
   return router;

@@ -3,7 +3,13 @@ import type { DeploymentControl, DeploymentControlName } from '../deployment-con
 import { HttpError } from '../errors.ts';
 import { serviceParam, versionParam } from '../params.ts';
 
-const CONTROLS: Record<string, DeploymentControlName> = { promote: 'promote', pause: 'pause', resume: 'resume', abort: 'abort', 'set-weight': 'setWeight' };
+/** The controls as their paths name them: POST /api/services/<name>/<path>. */
+export type DeploymentControlPath = 'promote' | 'pause' | 'resume' | 'abort' | 'set-weight';
+
+const CONTROLS: Record<string, DeploymentControlName> = { promote: 'promote', pause: 'pause', resume: 'resume', abort: 'abort', 'set-weight': 'setWeight' } satisfies Record<DeploymentControlPath, DeploymentControlName>;
+
+/** GET /api/services/<name>/deployment: the deployment workflow's state, and whether it still runs. */
+export type DeploymentAnswer = Awaited<ReturnType<DeploymentControl['state']>>;
 
 /**
  * Deploy, roll back and steer rollouts: POST /api/services/<name>/deploy|promote|pause|resume|abort|set-weight|rollback.

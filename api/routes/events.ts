@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { EventDoc } from '../../core/documents.ts';
 import type { EventStore, EventQuery } from '../../core/events.ts';
 import { HttpError } from '../errors.ts';
 import { dateParam, intParam, serviceParam } from '../params.ts';
@@ -9,6 +10,12 @@ function queryOf(q: Record<string, unknown>): Omit<EventQuery, 'afterSeq' | 'lim
     ...(q.kind ? { kind: String(q.kind) } : {}),
     ...(q.since ? { since: dateParam(q.since, 'since')! } : {}),
   };
+}
+
+/** GET /api/events: a page, oldest first, and the cursor of the next one (null: none yet). Each SSE message of the stream is one EventDoc. */
+export interface EventPage {
+  events: EventDoc[];
+  next: number | null;
 }
 
 /** Seconds a refused subscriber is told to wait; the CLI's follower reconnects on its own. */
@@ -27,7 +34,7 @@ export function eventsRouter(events: EventStore, opts: { maxStreams: number }): 
     const limit = intParam(req.query.limit, 'limit', 100, 1)!;
     const page = await events.list({ ...queryOf(req.query), afterSeq, limit });
     const last = page[page.length - 1];
-    res.json({ events: page, next: page.length === Math.min(limit, 500) && last ? last.seq : null });
+    res.json({ events: page, next: page.length === Math.min(limit, 500) && last ? last.seq : null } satisfies EventPage);
   });
 
   router.get('/events/stream', async (req, res) => {

@@ -3,6 +3,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Clien
 import { z } from 'zod';
 import type { ReplayInput } from '../../compat/replay-types.ts';
 import type { Config } from '../../core/config.ts';
+import type { ReplayReportDoc } from '../../core/documents.ts';
 import type { Store } from '../../core/mongo.ts';
 import { replayStore } from '../../core/replay-store.ts';
 import { McpService, McpVersion } from '../../core/search-attributes.ts';
@@ -28,6 +29,18 @@ const StartBody = z
     trigger: z.enum(['api', 'cli']).default('api'),
   })
   .strict();
+
+/** POST /api/services/<name>/replays: the run id is the replay's id. */
+export interface ReplayStarted {
+  workflowId: string;
+  replayId: string;
+}
+
+/** GET /api/services/<name>/replays: the newest reports, without their samples and per-tool detail (GET .../replays/<id> has the whole ReplayReportDoc). */
+export interface ReplayList {
+  service: string;
+  replays: Omit<ReplayReportDoc, 'samples' | 'noisyPaths' | 'perTool'>[];
+}
 
 function parseBody(body: unknown): z.infer<typeof StartBody> {
   const parsed = StartBody.safeParse(body ?? {});
@@ -63,7 +76,7 @@ export function replaysRouter(deps: { config: Config; store: Store; temporal: Cl
         ],
       });
       // The run id is the replay's id: its report is stored under it.
-      res.status(202).json({ workflowId, replayId: handle.firstExecutionRunId });
+      res.status(202).json({ workflowId, replayId: handle.firstExecutionRunId } satisfies ReplayStarted);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) throw new HttpError(409, 'already_replaying', `a replay of ${service}@${version} is already running (${workflowId})`);
       throw err;
@@ -79,7 +92,7 @@ export function replaysRouter(deps: { config: Config; store: Store; temporal: Cl
       .sort({ startedAt: -1 })
       .limit(Math.min(limit, 200))
       .toArray();
-    res.json({ service, replays: await settleClosedReplays(reports, temporal, list) });
+    res.json({ service, replays: await settleClosedReplays(reports, temporal, list) } satisfies ReplayList);
   });
 
   router.get('/services/:name/replays/:replayId', async (req, res) => {

@@ -1,9 +1,18 @@
 import { Router } from 'express';
+import type { InstanceDoc } from '../../core/documents.ts';
 import type { Store } from '../../core/mongo.ts';
-import { readRouting } from '../../core/routing-store.ts';
+import { readRouting, type RoutingState } from '../../core/routing-store.ts';
+import type { BreakerStatus } from '../gateway/breaker.ts';
+import type { CaptureCounters } from '../gateway/capture.ts';
 import type { TrafficGateway } from '../gateway/traffic-gateway.ts';
-import { readServiceHealth } from '../gateway/metrics.ts';
+import { readServiceHealth, type ServiceHealth } from '../gateway/metrics.ts';
 import { serviceParam } from '../params.ts';
+
+/** GET /api/routing/<service>: the routing, open sessions per version, the runner's instances and this gateway's breakers. */
+export type RoutingAnswer = RoutingState & { sessions: Record<string, number>; instances: InstanceDoc[]; breakers: BreakerStatus[] };
+
+/** GET /api/health/<service>: health per version, this gateway's breakers and its capture counters (null: capture is off). */
+export type HealthAnswer = ServiceHealth & { breakers: BreakerStatus[]; capture: CaptureCounters | null };
 
 /** Routing and health per service, as the gateway sees them. */
 export function trafficRouter(deps: { store: Store; traffic: TrafficGateway }): Router {
@@ -22,12 +31,12 @@ export function trafficRouter(deps: { store: Store; traffic: TrafficGateway }): 
       sessions: Object.fromEntries(sessions.map((s) => [s._id, s.count])),
       instances,
       breakers: traffic.breaker.list(service),
-    });
+    } satisfies RoutingAnswer);
   });
 
   router.get('/health/:service', async (req, res) => {
     const service = serviceParam(req.params.service);
-    res.json({ ...(await readServiceHealth(store, service)), breakers: traffic.breaker.list(service), capture: traffic.capture?.counters ?? null });
+    res.json({ ...(await readServiceHealth(store, service)), breakers: traffic.breaker.list(service), capture: traffic.capture?.counters ?? null } satisfies HealthAnswer);
   });
 
   return router;

@@ -24,7 +24,7 @@ import { capturedCalls, capturedTools, roundTripCaptured } from '../../compat/ca
 import { loadTransforms } from '../../compat/load.ts';
 import { schemaCells, writeCells } from '../../compat/matrix.ts';
 import { diffTools } from '../../compat/schema-diff.ts';
-import type { CompatAnswer } from '../../cli/compat-command.ts';
+import type { CompatAnswer } from '../../api/routes/compatibility.ts';
 import type { Config } from '../../core/config.ts';
 import { EventStore } from '../../core/events.ts';
 import { createLogger } from '../../core/log.ts';
