@@ -3,18 +3,12 @@
  * force, and the controls to make and end silences. The panel and its form are kept across
  * refreshes, only the lists are redrawn, so a reason being typed survives the refresh every 2 s.
  */
-import type { AlertView, SilenceDoc } from '../../alerts/types.ts';
+import type { AlertView } from '../../alerts/types.ts';
+import type { AlertsAnswer } from '../../api/routes/alerts.ts';
 import { del, post, type Wire } from './api.ts';
 import { endSilenceRefusal, silenceRefusal } from './controls.ts';
 import { fill, h, moment, table } from './dom.ts';
 import { act, controlButton } from './ui.ts';
-
-/** GET /api/alerts. */
-export interface AlertsAnswer {
-  alerts: Wire<AlertView>[];
-  silences: Wire<SilenceDoc>[];
-  rules: string[];
-}
 
 const matcher = (m: { service?: string; rule?: string }) => `${m.service ?? 'all services'} / ${m.rule ?? 'all rules'}`;
 
@@ -61,7 +55,7 @@ export class AlertsPanel {
   }
 
   /** null: the API has no alerts (GET /api/alerts answered 404). */
-  update(answer: AlertsAnswer | null, services: readonly string[]): void {
+  update(answer: Wire<AlertsAnswer> | null, services: readonly string[]): void {
     this.form.hidden = answer === null;
     if (!answer) {
       fill(this.alertList, h('p', { class: 'empty' }, 'alerts not available'));

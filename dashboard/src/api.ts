@@ -6,8 +6,8 @@ export const adminToken = {
   set: (value: string) => (value ? localStorage.setItem(TOKEN_KEY, value) : localStorage.removeItem(TOKEN_KEY)),
 };
 
-/** A document as JSON carries it: its dates are ISO strings. */
-export type Wire<T> = { [K in keyof T]: T[K] extends Date ? string : T[K] extends Date | undefined ? string | undefined : T[K] };
+/** A payload as JSON carries it: its dates, at any depth (in nested objects and arrays), are ISO strings. */
+export type Wire<T> = T extends Date ? string : T extends readonly (infer U)[] ? Wire<U>[] : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
 
 export class ApiError extends Error {
   constructor(

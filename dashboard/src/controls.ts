@@ -6,26 +6,20 @@
  * page's view was stale, is shown as well.
  */
 import { SILENCE_LIMITS } from '../../alerts/types.ts';
+import type { DeploymentAnswer, DeploymentControlPath } from '../../api/routes/deployments.ts';
 import type { DeploymentStage } from '../../core/deployment.ts';
-import type { VersionState } from '../../core/documents.ts';
+import type { VersionDoc } from '../../core/documents.ts';
 import { compareVersions } from '../../core/semver.ts';
 import { TRANSITIONS } from '../../core/version-state.ts';
 
-export interface DeploymentView {
-  service: string;
-  version: string;
-  stage: DeploymentStage;
-  paused: boolean;
-  running: boolean;
-}
-
-export type DeploymentControlName = 'promote' | 'pause' | 'resume' | 'abort' | 'set-weight';
+/** What of GET /api/services/<name>/deployment decides which controls apply. */
+export type DeploymentView = Pick<DeploymentAnswer, 'service' | 'version' | 'stage' | 'paused' | 'running'>;
 
 const ENDED: DeploymentStage[] = ['ACTIVE', 'ROLLED_BACK', 'ABORTED', 'FAILED'];
 
-const VERB: Record<DeploymentControlName, string> = { promote: 'promote', pause: 'pause', resume: 'resume', abort: 'abort', 'set-weight': 'set the weight' };
+const VERB: Record<DeploymentControlPath, string> = { promote: 'promote', pause: 'pause', resume: 'resume', abort: 'abort', 'set-weight': 'set the weight' };
 
-export function deploymentRefusal(control: DeploymentControlName, service: string, dep: DeploymentView | null): string | undefined {
+export function deploymentRefusal(control: DeploymentControlPath, service: string, dep: DeploymentView | null): string | undefined {
   if (!dep || !dep.running) return `${service} has no deployment in progress`;
   const what = VERB[control];
   if (ENDED.includes(dep.stage)) return `cannot ${what}: the deployment of ${dep.service}@${dep.version} has ended (${dep.stage})`;
@@ -38,10 +32,7 @@ export function deploymentRefusal(control: DeploymentControlName, service: strin
   return undefined;
 }
 
-export interface VersionRow {
-  version: string;
-  state: VersionState;
-}
+type VersionRow = Pick<VersionDoc, 'version' | 'state'>;
 
 /** The version a plain rollback goes to: the newest archived one older than the stable version. */
 export function rollbackTarget(versions: readonly VersionRow[], stable: string | undefined): string | undefined {

@@ -4,19 +4,12 @@
  * is shown twice or skipped.
  */
 import { createParser } from 'eventsource-parser';
-import { get, headers } from './api.ts';
+import type { EventPage } from '../../api/routes/events.ts';
+import type { EventDoc } from '../../core/documents.ts';
+import { get, headers, type Wire } from './api.ts';
 import { fill, h, time } from './dom.ts';
 
-export interface EventItem {
-  seq: number;
-  time: string;
-  service: string;
-  version?: string;
-  kind: string;
-  status: 'info' | 'running' | 'ok' | 'failed';
-  durationMs?: number;
-  details?: Record<string, unknown>;
-}
+type EventItem = Wire<EventDoc>;
 
 const KEEP = 300;
 const HISTORY_MS = 15 * 60_000;
@@ -75,7 +68,7 @@ export class EventStream {
     const since = new Date(Date.now() - HISTORY_MS).toISOString();
     let after = 0;
     for (let page = 0; page < 20; page++) {
-      const res = await get<{ events: EventItem[]; next: number | null }>(`/api/events?since=${encodeURIComponent(since)}&limit=500&after=${after}`);
+      const res = await get<Wire<EventPage>>(`/api/events?since=${encodeURIComponent(since)}&limit=500&after=${after}`);
       res.events.forEach((e) => this.add(e));
       if (res.next === null) break;
       after = res.next;

@@ -1,28 +1,14 @@
 /** The overview: the three panels, alerts (when the API has them) and every service's watch status. */
-import { AlertsPanel, type AlertsAnswer } from './alerts.ts';
-import { get, getOptional } from './api.ts';
+import type { AlertsAnswer } from '../../api/routes/alerts.ts';
+import type { Overview } from '../../api/routes/dashboard.ts';
+import { AlertsPanel } from './alerts.ts';
+import { get, getOptional, type Wire } from './api.ts';
 import { fill, h, percent, stat, time } from './dom.ts';
 
-interface Overview {
-  watch: { services: number; validating: number; failed: number };
-  deployments: { active: number; canary: number; failed: number };
-  transforms: { transformId: string; forwardApplied: number; forwardFailed: number; backwardApplied: number; backwardFailed: number }[];
-  services: {
-    name: string;
-    state: string;
-    activeVersion?: string;
-    canaryVersion?: string;
-    lastSave?: { at: string; hash?: string };
-    validating: boolean;
-    lastValidation?: { ok: boolean; at: string; reason?: string; version?: string };
-    lastFailure?: { at: string; reason?: string; step?: string; outputTail?: string; logFile?: string };
-  }[];
-}
-
-function transformsPanel(list: Overview['transforms']): HTMLElement {
+function transformsPanel(list: Wire<Overview>['transforms']): HTMLElement {
   const panel = h('section', { class: 'panel', 'aria-labelledby': 'p-transforms' }, h('h3', { id: 'p-transforms' }, 'Transform success rate'));
   if (list.length === 0) return (panel.append(h('p', { class: 'empty' }, 'no transforms')), panel);
-  const sum = (f: (t: Overview['transforms'][number]) => number) => list.reduce((a, t) => a + f(t), 0);
+  const sum = (f: (t: Wire<Overview>['transforms'][number]) => number) => list.reduce((a, t) => a + f(t), 0);
   const forward = sum((t) => t.forwardApplied);
   const reverse = sum((t) => t.backwardApplied);
   const errors = sum((t) => t.forwardFailed + t.backwardFailed);
@@ -43,7 +29,7 @@ export class OverviewPage {
   }
 
   async refresh(): Promise<void> {
-    const [o, alerts] = await Promise.all([get<Overview>('/api/overview'), getOptional<AlertsAnswer>('/api/alerts')]);
+    const [o, alerts] = await Promise.all([get<Wire<Overview>>('/api/overview'), getOptional<Wire<AlertsAnswer>>('/api/alerts')]);
     fill(
       this.panels,
       h('section', { class: 'panel', 'aria-labelledby': 'p-watch' }, h('h3', { id: 'p-watch' }, 'File watch status'), h('div', { class: 'stats' }, stat('services', o.watch.services), stat('pending', o.watch.validating), stat('failed', o.watch.failed))),
@@ -59,7 +45,7 @@ export class OverviewPage {
     this.renderServices(o.services);
   }
 
-  private renderServices(services: Overview['services']): void {
+  private renderServices(services: Wire<Overview>['services']): void {
     // A log tail someone opened stays open across refreshes.
     const open = new Set([...this.services.querySelectorAll('tr[data-service] details[open]')].map((d) => d.closest('tr')!.getAttribute('data-service')));
     fill(

@@ -1,78 +1,23 @@
 /** One service: versions, the current deployment with its controls, health over time, routing, compatibility, runs. */
-import type { DeploymentState } from '../../core/deployment.ts';
-import type { VersionState } from '../../core/documents.ts';
-import { get, getOptional, post } from './api.ts';
+import type { CompatAnswer } from '../../api/routes/compatibility.ts';
+import type { HealthPoint, ServiceBoard } from '../../api/routes/dashboard.ts';
+import type { DeploymentAnswer, DeploymentControlPath } from '../../api/routes/deployments.ts';
+import type { ReplayList } from '../../api/routes/replays.ts';
+import type { ServiceDetail } from '../../api/routes/services.ts';
+import type { RoutingAnswer } from '../../api/routes/traffic.ts';
+import { get, getOptional, post, type Wire } from './api.ts';
 import { HistogramChart, TimeChart, type Line } from './charts.ts';
-import { archiveRefusal, deploymentRefusal, restoreRefusal, rollbackRefusal, rollbackTarget, type DeploymentControlName, type DeploymentView } from './controls.ts';
+import { archiveRefusal, deploymentRefusal, restoreRefusal, rollbackRefusal, rollbackTarget, type DeploymentView } from './controls.ts';
 import { fill, h, ms, percent, table, time } from './dom.ts';
 import { act, controlButton } from './ui.ts';
 
-interface ServiceInfo {
-  name: string;
-  state: string;
-  activeVersion?: string;
-  canaryVersion?: string;
-  temporalUi?: string;
-  versions: { version: string; state: VersionState; hash: string; createdAt: string }[];
-}
-type Deployment = DeploymentState & { workflowId: string; running: boolean };
-interface Routing {
-  stable?: string;
-  weights: Record<string, number>;
-  pulled: string[];
-  sessions: Record<string, number>;
-  instances: { instanceId: string; version: string; state: string; restarts: number; lastError?: string }[];
-  breakers: { version: string; state: string; reasons: string[]; failFast: boolean }[];
-}
-interface HealthPoint {
-  t: number;
-  requests: number;
-  successRate: number | null;
-  p50Ms: number | null;
-  p95Ms: number | null;
-  p99Ms: number | null;
-  rate: number;
-}
-interface Analysis {
-  version?: string;
-  workflowId?: string;
-  time: string;
-  status: string;
-  details: { healthy?: boolean; inconclusive?: boolean; reasons?: string[]; requests?: number; successRate?: number | null; p99Ms?: number | null; weight?: number };
-}
-interface Board {
-  latencyBoundsMs: number[];
-  series: Record<string, HealthPoint[]>;
-  histogram: Record<string, number[]>;
-  clients: Record<string, { sessions: number; clients: string[] }>;
-  transforms: { transformId: string; forwardApplied: number; forwardFailed: number; backwardApplied: number; backwardFailed: number }[];
-  runs: { workflowId: string; runId?: string; version?: string; firstKind: string; lastKind: string; lastStatus: string; startedAt: string; lastAt: string; temporalUi?: string }[];
-  analyses: Analysis[];
-}
-interface CompatMatrix {
-  rows: { version: string; cells: { column: { kind: string; tool?: string; protocolRevision?: string; clientName?: string; clientVersion?: string }; source: string; status: string }[] }[];
-  columns: { kind: string; tool?: string; protocolRevision?: string; clientName?: string; clientVersion?: string }[];
-}
+type ServiceInfo = Wire<ServiceDetail>;
+type Deployment = Wire<DeploymentAnswer>;
+type Routing = Wire<RoutingAnswer>;
+type Board = Wire<ServiceBoard>;
+type CompatMatrix = Wire<CompatAnswer>;
 
 const columnName = (c: CompatMatrix['columns'][number]) => (c.kind === 'tool' ? `tool ${c.tool}` : `${c.clientName} ${c.clientVersion} (${c.protocolRevision})`);
-
-/** GET /api/services/<name>/replays: the newest reports, without their samples (compat/replay-types.ts ReplayReport). */
-interface ReplayList {
-  replays: {
-    replayId: string;
-    baseline: string;
-    candidate: string;
-    trigger: string;
-    status: string;
-    total: number;
-    done: number;
-    counts: { replayed: number; equal: number; noise: number; differs: number; breaks: number; skipped: number };
-    gate?: { decision: string; reasons: string[] };
-    startedAt: string;
-    durationMs?: number;
-    error?: string;
-  }[];
-}
 
 export class ServicePage {
   private readonly el: Record<string, HTMLElement> = {};
@@ -122,7 +67,7 @@ export class ServicePage {
       get<Routing>(`/api/routing/${name}`),
       get<Board>(`/api/services/${name}/dashboard`),
       getOptional<CompatMatrix>(`/api/services/${name}/compatibility`),
-      getOptional<ReplayList>(`/api/services/${name}/replays?limit=10`),
+      getOptional<Wire<ReplayList>>(`/api/services/${name}/replays?limit=10`),
     ]);
     if (!this.root.isConnected) return;
     this.renderDeployment(deployment, board);
@@ -182,7 +127,7 @@ export class ServicePage {
   private renderControls(info: ServiceInfo, d: Deployment | null, routing: Routing): void {
     const view: DeploymentView | null = d && { service: d.service, version: d.version, stage: d.stage, paused: d.paused, running: d.running };
     const name = encodeURIComponent(this.service);
-    const control = (c: DeploymentControlName, label: string, body: () => unknown = () => ({})) =>
+    const control = (c: DeploymentControlPath, label: string, body: () => unknown = () => ({})) =>
       controlButton(`control-${c}`, label, deploymentRefusal(c, this.service, view), () =>
         this.act(`${label} ${this.service}${d ? `@${d.version}` : ''}?`, label, () => post(`/api/services/${name}/${c}`, body())),
       );
@@ -296,7 +241,7 @@ export class ServicePage {
     );
   }
 
-  private renderReplays(list: ReplayList | null): void {
+  private renderReplays(list: Wire<ReplayList> | null): void {
     if (!list) return fill(this.el.replays!, h('p', { class: 'empty' }, 'replay reports not available'));
     if (list.replays.length === 0) return fill(this.el.replays!, h('p', { class: 'empty' }, 'no replays yet'));
     fill(
