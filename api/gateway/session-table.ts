@@ -3,6 +3,8 @@
  * (`sessions`) is the shared copy, so a restarted gateway, or another one behind the same load
  * balancer, routes a session the same way: a miss in memory is looked up there.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { MongoServerError } from 'mongodb';
 import type { Store } from '../../core/mongo.ts';
 
 export interface SessionRoute {
@@ -33,6 +35,27 @@ export interface SessionTableOptions {
 
 interface Cached extends SessionRoute {
   touchedAt: number;
+}
+
+/** Attempts of one session write that FerretDB refused as SQLITE_BUSY, and the pause before each retry (× its number). */
+const BUSY_ATTEMPTS = 3;
+const BUSY_PAUSE_MS = 100;
+
+/**
+ * FerretDB on SQLite answers a write that lost SQLite's write lock (to capture's inserts, mostly)
+ * with InternalError "… database is locked (SQLITE_BUSY)", having rolled it back; 0.9 % of 10,000
+ * session opens met it under load (docs/performance.md). Every session write is idempotent, so it is
+ * sent again rather than leaving the session known to this gateway only.
+ */
+async function retryBusy(write: () => Promise<unknown>): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= BUSY_ATTEMPTS || !(err instanceof MongoServerError && err.message.includes('SQLITE_BUSY'))) throw err;
+      await sleep(BUSY_PAUSE_MS * attempt);
+    }
+  }
 }
 
 export class SessionTable {
@@ -121,7 +144,7 @@ export class SessionTable {
 
   private serially(sessionId: string, write: () => Promise<unknown>): Promise<void> {
     const previous = this.writes.get(sessionId) ?? Promise.resolve();
-    const next = previous.then(write).then(() => undefined);
+    const next = previous.then(() => retryBusy(write)).then(() => undefined);
     const settled = next.catch(() => undefined);
     this.writes.set(sessionId, settled);
     void settled.then(() => {
