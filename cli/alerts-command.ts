@@ -1,10 +1,11 @@
-import type { AlertView, SilenceDoc } from '../alerts/types.ts';
+import type { SilenceDoc } from '../alerts/types.ts';
+import type { AlertsAnswer } from '../api/routes/alerts.ts';
 import type { ApiClient } from './api-client.ts';
 import { clock } from './progress.ts';
 
 /** `mcpship alerts`: firing, pending and recently resolved alerts, and the silences in force. */
 export async function alertsCommand(api: ApiClient, opts: { service?: string; json?: boolean }): Promise<void> {
-  const view = await api.get<{ alerts: AlertView[]; silences: SilenceDoc[] }>(`/api/alerts${opts.service ? `?service=${encodeURIComponent(opts.service)}` : ''}`);
+  const view = await api.get<AlertsAnswer>(`/api/alerts${opts.service ? `?service=${encodeURIComponent(opts.service)}` : ''}`);
   if (opts.json) return console.log(JSON.stringify(view));
   if (view.alerts.length === 0) console.log('no alerts');
   for (const a of view.alerts) {

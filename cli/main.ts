@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { assertSafeBind, UnsafeBindError } from '../api/admin-auth.ts';
+import type { ControlAnswer } from '../api/routes/deployments.ts';
 import { resolveAdminToken } from '../core/admin-token.ts';
 import { ConfigError, loadConfig, type LoadedConfig } from '../core/config.ts';
 import { createLogger } from '../core/log.ts';
@@ -134,7 +135,7 @@ program
   .option('--json', 'print the deployment state as JSON')
   .option('--api <url>', 'the mcpship API (default: from the config)')
   .action(async (service: string, reason: string[], opts: { api?: string; json?: boolean }) => {
-    const state = await (await apiClient(opts.api)).request<{ stage: string; version: string }>('POST', `/api/services/${encodeURIComponent(service)}/deployment/override`, { reason: reason.join(' ') });
+    const state = await (await apiClient(opts.api)).request<ControlAnswer>('POST', `/api/services/${encodeURIComponent(service)}/deployment/override`, { reason: reason.join(' ') });
     console.log(opts.json ? JSON.stringify(state) : `${service}@${state.version}: override accepted (stage ${state.stage})`);
   });
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReplayStarted } from '../api/routes/replays.ts';
 import type { ReplayReportDoc } from '../core/documents.ts';
 import type { ApiClient } from './api-client.ts';
 
@@ -49,7 +50,7 @@ export async function replayCommand(api: ApiClient, service: string, version: st
     ...(list(opts.clients) ? { clients: list(opts.clients) } : {}),
     ...(opts.sample ? { sampleSize: Number(opts.sample) } : {}),
   };
-  const started = await api.request<{ workflowId: string; replayId: string }>('POST', `/api/services/${encodeURIComponent(service)}/replays`, body);
+  const started = await api.request<ReplayStarted>('POST', `/api/services/${encodeURIComponent(service)}/replays`, body);
   if (!opts.json) console.log(`replay ${started.replayId} started (${started.workflowId})`);
   const path = `/api/services/${encodeURIComponent(service)}/replays/${encodeURIComponent(started.replayId)}`;
   let shown = '';

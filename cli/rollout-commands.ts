@@ -4,6 +4,7 @@
  * waits for a person. --json prints the answer and every event as one JSON object per line.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ControlAnswer, DeployStarted, RollbackStarted } from '../api/routes/deployments.ts';
 import type { DeploymentState } from '../core/deployment.ts';
 import type { EventDoc } from '../core/documents.ts';
 import type { ApiClient } from './api-client.ts';
@@ -39,15 +40,15 @@ async function send(api: ApiClient, command: RolloutCommand, service: string, ve
   const base = `/api/services/${encodeURIComponent(service)}`;
   switch (command) {
     case 'deploy': {
-      const answer = await api.request<{ workflowId: string }>('POST', `${base}/deploy`, { version });
+      const answer = await api.request<DeployStarted>('POST', `${base}/deploy`, { version });
       return { version, answer };
     }
     case 'rollback': {
-      const answer = await api.request<{ workflowId: string; version: string }>('POST', `${base}/rollback`, version ? { version } : {});
+      const answer = await api.request<RollbackStarted>('POST', `${base}/rollback`, version ? { version } : {});
       return { version: answer.version, answer };
     }
     default: {
-      const answer = await api.request<DeploymentState>('POST', `${base}/${command}`, command === 'abort' && opts.reason ? { reason: opts.reason } : {});
+      const answer = await api.request<ControlAnswer>('POST', `${base}/${command}`, command === 'abort' && opts.reason ? { reason: opts.reason } : {});
       return { version: answer.version, answer };
     }
   }

@@ -1,4 +1,6 @@
-import type { EventDoc, VersionDoc } from '../core/documents.ts';
+import type { EventPage } from '../api/routes/events.ts';
+import type { VersionList } from '../api/routes/services.ts';
+import type { EventDoc } from '../core/documents.ts';
 import { temporalUiLink } from '../core/workflow-ids.ts';
 import type { ApiClient } from './api-client.ts';
 
@@ -7,7 +9,7 @@ function when(date: string | Date | undefined): string {
 }
 
 export async function versionsCommand(api: ApiClient, service: string, opts: { json?: boolean } = {}): Promise<void> {
-  const { versions } = await api.get<{ versions: VersionDoc[] }>(`/api/services/${encodeURIComponent(service)}/versions`);
+  const { versions } = await api.get<VersionList>(`/api/services/${encodeURIComponent(service)}/versions`);
   if (opts.json) return console.log(JSON.stringify({ service, versions }));
   if (versions.length === 0) console.log(`${service} has no staged versions yet`);
   for (const v of versions) {
@@ -39,7 +41,7 @@ export async function logsCommand(api: ApiClient, service: string, opts: { follo
     console.log(formatEvent(e));
   };
   const q = `service=${encodeURIComponent(service)}`;
-  const { events } = await api.get<{ events: EventDoc[] }>(`/api/events?${q}&limit=${opts.limit ?? 500}`);
+  const { events } = await api.get<EventPage>(`/api/events?${q}&limit=${opts.limit ?? 500}`);
   events.forEach(print);
   if (!opts.follow) return;
   const after = events[events.length - 1]?.seq ?? 0;

@@ -3,18 +3,17 @@
  * last analysis), the last validation and firing alerts. --watch redraws it live: the event stream
  * (SSE) says when something changed and what validation step runs now.
  */
-import type { DeploymentState } from '../core/deployment.ts';
-import type { EventDoc, ServiceDoc } from '../core/documents.ts';
 import type { AlertDoc } from '../alerts/types.ts';
+import type { AlertsAnswer } from '../api/routes/alerts.ts';
+import type { DeploymentAnswer } from '../api/routes/deployments.ts';
+import type { ServiceList, ServiceRow } from '../api/routes/services.ts';
+import type { EventDoc } from '../core/documents.ts';
 import { ApiError, type ApiClient } from './api-client.ts';
 import { bar, clock } from './progress.ts';
 
-type ServiceRow = ServiceDoc & { workflowId: string; temporalUi?: string };
-type Deployment = DeploymentState & { workflowId: string; running: boolean };
-
 export interface StatusRow {
   service: ServiceRow;
-  deployment: Deployment | null;
+  deployment: DeploymentAnswer | null;
   /** The validation step running now, as seen in the event stream (--watch only). */
   validating: { step: string; since: string } | null;
   firingAlerts: Pick<AlertDoc, 'alertId' | 'summary'>[];
@@ -28,12 +27,12 @@ export interface StatusOptions {
 }
 
 async function snapshot(api: ApiClient, validating: ReadonlyMap<string, StatusRow['validating']>): Promise<StatusRow[]> {
-  const [{ services }, { alerts }] = await Promise.all([api.get<{ services: ServiceRow[] }>('/api/services'), api.get<{ alerts: AlertDoc[] }>('/api/alerts?state=firing')]);
+  const [{ services }, { alerts }] = await Promise.all([api.get<ServiceList>('/api/services'), api.get<AlertsAnswer>('/api/alerts?state=firing')]);
   return Promise.all(
     services
       .filter((s) => s.state === 'PRESENT')
       .map(async (service) => {
-        const deployment = await api.get<Deployment>(`/api/services/${encodeURIComponent(service.name)}/deployment`).catch((err: unknown) => {
+        const deployment = await api.get<DeploymentAnswer>(`/api/services/${encodeURIComponent(service.name)}/deployment`).catch((err: unknown) => {
           // 404: never deployed; 503-ish while Temporal is away: shown as unknown rather than failing the view.
           if (err instanceof ApiError) return null;
           throw err;
@@ -48,7 +47,7 @@ async function snapshot(api: ApiClient, validating: ReadonlyMap<string, StatusRo
   );
 }
 
-function deploymentText(d: Deployment | null): string {
+function deploymentText(d: DeploymentAnswer | null): string {
   if (!d) return 'no deployment';
   if (!d.running) return `last: ${d.version} ${d.stage}${d.reason ? ` (${d.reason.split('\n')[0]})` : ''}`;
   const steps = d.steps.length ? ` step ${Math.min(d.stepIndex + 1, d.steps.length)}/${d.steps.length}` : '';

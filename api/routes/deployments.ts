@@ -10,6 +10,12 @@ const CONTROLS: Record<string, DeploymentControlName> = { promote: 'promote', pa
 
 /** GET /api/services/<name>/deployment: the deployment workflow's state, and whether it still runs. */
 export type DeploymentAnswer = Awaited<ReturnType<DeploymentControl['state']>>;
+/** POST /api/services/<name>/deploy. */
+export type DeployStarted = Awaited<ReturnType<DeploymentControl['start']>>;
+/** POST /api/services/<name>/rollback: the deployment of the version it rolls back to. */
+export type RollbackStarted = Awaited<ReturnType<DeploymentControl['rollback']>>;
+/** POST /api/services/<name>/<control> and .../deployment/override: the deployment's state once the control is taken. */
+export type ControlAnswer = Awaited<ReturnType<DeploymentControl['control']>>;
 
 /**
  * Deploy, roll back and steer rollouts: POST /api/services/<name>/deploy|promote|pause|resume|abort|set-weight|rollback.
