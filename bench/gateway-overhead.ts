@@ -207,7 +207,9 @@ async function overhead(targets: Target[], shape: Shape, watched: Watched): Prom
   const figures = targets.map((target) => ({ target, runs: [] as RunFigures[] }));
   for (let round = 0; round < ROUNDS; round++) {
     for (let k = 0; k < targets.length; k++) {
-      const i = (k + round) % targets.length;
+      // Rotated each round, and backwards every other round, so that no path always follows another.
+      const n = targets.length;
+      const i = (round % 2 === 0 ? k + round : n - 1 - k + round) % n;
       const profile = CPU_PROF && targets[i]!.hop ? path.join(CPU_PROF, `${slug(targets[i]!.label)}.${shape.clients}-sessions.round-${round + 1}.cpuprofile`) : undefined;
       const run = await runLoad(targets[i]!, shape, watched, profile);
       figures[i]!.runs.push(run);

@@ -1,7 +1,7 @@
 /**
  * Circuit breaker per (service, version), a traffic observer of its own. It judges the version's
- * rolling window on every counted exchange, so a breach trips it within that call, not on the next
- * timer tick. The rules and their reasons are in docs/health.md; in short:
+ * rolling window on every counted exchange that could make it unhealthy, so a breach trips it within
+ * that call, not on the next timer tick. The rules and their reasons are in docs/health.md; in short:
  * - only work requests count (and anything the version leaves unanswered), never a client's 4xx;
  * - a canary is judged on the errors it adds to the stable version's rate over the same window;
  * - a breach must hold without the client with the most failures;
@@ -17,6 +17,8 @@ import {
   evaluateHealth,
   isFailedExchange,
   isUnanswered,
+  LATENCY_BOUNDS_MS,
+  latencySlot,
   resolveThresholds,
   RollingWindow,
   type BreakerThresholds,
@@ -94,6 +96,12 @@ interface Entry {
   reasons: string[];
   stats?: HealthStats;
   alert?: { reasons: string[]; at: Date; atMs: number };
+  /**
+   * The last counted exchange that could make a judgement unhealthy (a failure, or a latency whose
+   * histogram slot reaches above maxP99Ms), or the last change of thresholds. With none of them in
+   * the window, the judgement is healthy without making it.
+   */
+  noteworthyAt: number;
 }
 
 type Listener<T> = (event: T) => void;
@@ -131,7 +139,13 @@ export class CircuitBreaker implements TrafficObserver {
   /** Sets a service's thresholds: `partial` over the defaults, replacing earlier overrides. */
   setThresholds(service: string, partial: Partial<BreakerThresholds>): BreakerThresholds {
     const t = resolveThresholds(partial, this.defaults);
+    const before = this.thresholds(service);
     this.perService.set(service, t);
+    // What was not noteworthy under the old thresholds may be under these: judge every exchange for a window.
+    if ((Object.keys(t) as (keyof BreakerThresholds)[]).some((k) => t[k] !== before[k])) {
+      const now = this.clock();
+      for (const entry of this.entries.values()) if (entry.service === service) entry.noteworthyAt = now;
+    }
     return t;
   }
 
@@ -156,10 +170,11 @@ export class CircuitBreaker implements TrafficObserver {
     if (counted) {
       entry.window.record(now, outcome);
       entry.clients.record(now, breakerClient(ctx), failed);
+      if (failed || this.mightBeSlow(ctx.service, outcome.latencyMs)) entry.noteworthyAt = now;
     }
     const state = this.advance(entry);
     if (state === 'closed') {
-      if (counted) this.judge(entry, now);
+      if (counted && this.mayBeUnhealthy(entry, now)) this.judge(entry, now);
       return;
     }
     // Open: stragglers that were in flight when it tripped prove nothing. Half-open: only
@@ -267,6 +282,22 @@ export class CircuitBreaker implements TrafficObserver {
       });
   }
 
+  /** Could this latency put the p99 above maxP99Ms? percentile() reads within its histogram slot, up to the slot's upper bound. */
+  private mightBeSlow(service: string, latencyMs: number): boolean {
+    const slot = latencySlot(Number.isFinite(latencyMs) && latencyMs > 0 ? latencyMs : 0);
+    return LATENCY_BOUNDS_MS[Math.min(slot, LATENCY_BOUNDS_MS.length - 1)]! > this.thresholds(service).maxP99Ms;
+  }
+
+  /**
+   * Whether judging could find the version unhealthy. An error rate above the limit (above the
+   * stable version's, for a canary) needs a failure in the window, and a p99 above maxP99Ms a slow
+   * exchange; a snapshot spans at most windowMs plus one bucket. Judging a healthy window is a
+   * snapshot of every bucket per exchange, which showed in the gateway's profile.
+   */
+  private mayBeUnhealthy(entry: Entry, now: number): boolean {
+    return now - entry.noteworthyAt <= this.thresholds(entry.service).windowMs + this.windowBucketMs;
+  }
+
   private judge(entry: Entry, now: number): void {
     const t = this.thresholds(entry.service);
     const stable = this.stable.get(entry.service);
@@ -307,6 +338,7 @@ export class CircuitBreaker implements TrafficObserver {
         probes: [],
         successes: 0,
         reasons: [],
+        noteworthyAt: Number.NEGATIVE_INFINITY,
       };
       this.entries.set(key, entry);
     }

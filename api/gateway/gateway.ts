@@ -136,6 +136,10 @@ function requestedRevision(messages: readonly JsonRpcMessage[], initialize: bool
   return typeof asked === 'string' ? asked : undefined;
 }
 
+function flushHead(res: ServerResponse): void {
+  if (!res.headersSent && !res.destroyed) res.flushHeaders();
+}
+
 function sendRpcError(res: Response, status: number, body: unknown): void {
   if (res.headersSent) {
     res.destroy();
@@ -270,7 +274,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const cacheControl = String(res.getHeader('cache-control') ?? '');
       if (!/no-transform/i.test(cacheControl)) res.setHeader('cache-control', cacheControl ? `${cacheControl}, no-transform` : 'no-cache, no-transform');
       res.setHeader('x-accel-buffering', 'no');
-      res.flushHeaders();
+      // The head goes out with the first event when that came with it (one socket write, not two:
+      // a separate write of the head was 3 % of the gateway's CPU); else on its own at once, so a
+      // client sees its stream open before the server has anything to say.
+      setImmediate(flushHead, res);
     }
   };
 

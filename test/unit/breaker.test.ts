@@ -254,3 +254,36 @@ test('reset closes it by hand and forgets the failures; listeners that throw cha
     [['2.0.0', 'closed']],
   );
 });
+
+// The breaker judges only windows that hold a failure or a slow exchange (a healthy window needs no
+// snapshot); these pin that nothing is missed by it.
+test('failures below the minimum count trip it on the success that brings the count up, within that exchange', () => {
+  const { breaker, trips, send } = rig();
+  send('2.0.0', TOOL_ERROR, 9);
+  assert.equal(breaker.state('calc', '2.0.0'), 'closed');
+  send('2.0.0', OK, 1);
+  assert.equal(breaker.state('calc', '2.0.0'), 'open');
+  assert.equal(trips.length, 1);
+});
+
+test('thresholds made stricter count the exchanges already in the window: the next one, fast as it is, trips it', () => {
+  const { breaker, trips, send } = rig();
+  send('2.0.0', { ...OK, latencyMs: 150 }, 20);
+  assert.equal(breaker.state('calc', '2.0.0'), 'closed', '150 ms is fast for the default p99 limit');
+  breaker.setThresholds('calc', { maxP99Ms: 100 });
+  send('2.0.0', OK, 1);
+  assert.equal(breaker.state('calc', '2.0.0'), 'open');
+  assert.match(trips[0]!.reasons.join(' '), /p99 latency \d+ ms > 100 ms/);
+});
+
+test('a failure leaves the window after windowMs: the same failures again are judged afresh', () => {
+  const { clock, breaker, trips, send } = rig();
+  send('2.0.0', OK, 20);
+  send('2.0.0', TOOL_ERROR, 1);
+  clock.t += 11_000 + 1_000;
+  send('2.0.0', OK, 20);
+  assert.equal(breaker.state('calc', '2.0.0'), 'closed');
+  send('2.0.0', TOOL_ERROR, 6);
+  assert.equal(breaker.state('calc', '2.0.0'), 'open', '6 of 26 failed in the window');
+  assert.equal(trips.length, 1);
+});
