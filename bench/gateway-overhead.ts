@@ -533,15 +533,20 @@ async function breachToStable(store: Store, events: EventStore, tripping: ApiHan
 }
 
 /**
- * Did capture store every message that passed the capture-on gateway, both ways? The load
- * generator counts what its clients sent and received (initialize, notifications, calls, responses,
- * SSE events); the writer's own counters say what it spilled, quarantined or dropped.
+ * Did capture store every message that passed the capture-on gateways (with BENCH_COMPARE_TREE,
+ * two of them on one database), both ways? The load generator counts what its clients sent and
+ * received (initialize, notifications, calls, responses, SSE events); the writers' own counters
+ * say what they spilled, quarantined or dropped.
  */
-async function captureCheck(store: Store, on: ChildProcess, runs: PathFigures[]): Promise<void> {
+async function captureCheck(store: Store, on: ChildProcess[], runs: PathFigures[]): Promise<void> {
   const sent = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.sent, 0);
   const received = runs.flatMap((f) => f.runs).reduce((s, r) => s + r.load.messages.received, 0);
-  const { counters: c } = await ask(on, 'flush', 'flushed');
-  if (!c) throw new Error('the capture-on gateway has no capture writer');
+  const c = { captured: 0, written: 0, spilled: 0, replayed: 0, quarantined: 0, dropped: 0 };
+  for (const gateway of on) {
+    const { counters } = await ask(gateway, 'flush', 'flushed');
+    if (!counters) throw new Error('a capture-on gateway has no capture writer');
+    for (const key of Object.keys(c) as (keyof typeof c)[]) c[key] += counters[key];
+  }
   const count = (filter: Record<string, string>) => store.messages.countDocuments({ service: LOAD_SERVICE, ...filter });
   const rows: string[][] = [];
   for (const direction of ['client_to_server', 'server_to_client']) {
@@ -552,7 +557,7 @@ async function captureCheck(store: Store, on: ChildProcess, runs: PathFigures[])
   }
   const storedSent = await count({ direction: 'client_to_server' });
   const storedReceived = await count({ direction: 'server_to_client' });
-  heading('capture check: every message through the capture-on gateway, both ways');
+  heading('capture check: every message through the capture-on gateway(s), both ways');
   console.log(table(['direction', 'kind', 'stored'], rows));
   console.log(
     `\nclient → server: ${storedSent} stored of ${sent} the clients sent; server → client: ${storedReceived} stored of ${received} the clients received` +
@@ -630,7 +635,7 @@ async function main(): Promise<void> {
       hops.push(hop);
       targets.push({ label: g.label, url: `${(await ask(hop, '', 'ready')).url}/mcp/${LOAD_SERVICE}`, hop });
     }
-    const gatewayOn = targets[3]!.hop!;
+    const captureOn = targets.filter((t) => gateways.some((g) => g.label === t.label && !g.env.MCPSHIP_CAPTURE)).map((t) => t.hop!);
     const concurrent: Shape = { clients: CLIENTS, calls: CALLS, warmup: WARMUP };
     // One client, one call at a time: the latency a hop adds without any queueing for CPU.
     const serial: Shape = { clients: 1, calls: SERIAL_CALLS, warmup: Math.min(WARMUP, SERIAL_CALLS) };
@@ -651,7 +656,7 @@ async function main(): Promise<void> {
     printSideBySide(loadedStats, serialStats, targets);
     console.log(`${new Date().toISOString()}: load average ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min) at the end of the overhead runs`);
 
-    await captureCheck(store, gatewayOn, [...loaded, ...unloaded].filter((f) => f.target.hop === gatewayOn));
+    await captureCheck(store, captureOn, [...loaded, ...unloaded].filter((f) => captureOn.includes(f.target.hop!)));
     await Promise.all(hops.splice(0).map(closeMeasured));
     if (OVERHEAD_ONLY) return;
 
