@@ -16,21 +16,8 @@ export function isLoopbackBind(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** Host headers parsed lately: a server is reached under a handful of names, and URL parsing per request showed in profiles. */
-const parsedHosts = new Map<string, { hostname: string; port: string } | undefined>();
-const MAX_PARSED_HOSTS = 256;
-
 /** The hostname and port of a Host header, or undefined when it does not parse. */
 export function hostOf(hostHeader: string): { hostname: string; port: string } | undefined {
-  if (parsedHosts.has(hostHeader)) return parsedHosts.get(hostHeader);
-  // Whoever sends many names gets no memory of them, only the parsing.
-  if (parsedHosts.size >= MAX_PARSED_HOSTS) parsedHosts.clear();
-  const host = parseHost(hostHeader);
-  parsedHosts.set(hostHeader, host);
-  return host;
-}
-
-function parseHost(hostHeader: string): { hostname: string; port: string } | undefined {
   try {
     const url = new URL(`http://${hostHeader}`);
     // A Host header is host[:port] only; anything that parses into more is a trick.
