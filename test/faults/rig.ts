@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResultPromise } from 'execa';
 import { addSampleService } from '../support/sample-service.ts';
@@ -41,6 +41,9 @@ export const ROLLOUT = {
 export function endsDeployment(e: EventDoc): boolean {
   return e.kind === 'PROMOTED' || e.kind === 'ROLLBACK_COMPLETE' || (/^DEPLOYMENT_[A-Z_]+$/.test(e.kind) && e.kind !== 'DEPLOYMENT_STARTED');
 }
+
+/** The file a save changes. */
+const NOTE = path.join('src', 'note.js');
 
 export class FaultRig {
   readonly root = path.join(repoRoot, '.mcpship', 'tmp-faults', `run-${process.pid}`);
@@ -154,14 +157,30 @@ export class FaultRig {
   }
 
   async addService(): Promise<void> {
-    await addSampleService({ sample: 'calculator', service: SERVICE, servicesDir: this.config.servicesDir, stateDir: this.stateDir, manifest: { rollout: ROLLOUT } });
+    await addSampleService({ sample: 'calculator', service: SERVICE, servicesDir: this.config.servicesDir, stateDir: this.stateDir, manifest: { rollout: ROLLOUT }, patch: (dir) => writeFile(path.join(dir, NOTE), this.note()) });
+  }
+
+  private get notePath(): string {
+    return path.join(this.config.servicesDir, SERVICE, NOTE);
+  }
+
+  /** Always the same length, so that a save can be written in place. */
+  private note(): string {
+    return `export const note = ${String(this.saves).padStart(8)};\n`;
   }
 
   /** A content change in the service folder, as an editor's save; returns the event seq before it. */
   async save(): Promise<number> {
     const from = await this.events.lastSeq();
     this.saves++;
-    await writeFile(path.join(this.config.servicesDir, SERVICE, 'src', 'note.js'), `export const note = ${this.saves};\n`);
+    // In place: the service folder is on the state disk, and on a full one an editor's save still
+    // lands in the blocks the file already has.
+    const handle = await open(this.notePath, 'r+');
+    try {
+      await handle.write(this.note(), 0);
+    } finally {
+      await handle.close();
+    }
     return from;
   }
 

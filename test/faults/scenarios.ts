@@ -112,8 +112,8 @@ export const SCENARIOS: Scenario[] = [
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
       }
-      const { bavail, bsize } = statfsSync(rig.stateDir);
       const from = await rig.save();
+      const { bavail, bsize } = statfsSync(rig.stateDir);
       const whileFull = await waitFor('an outcome while the disk is full', async () => {
         const e = (await rig.events.list({ service: SERVICE, afterSeq: from, limit: 1000 })).find((e) => e.kind === 'STAGED' || e.kind === 'VALIDATION_FAILED');
         return e ?? undefined;
