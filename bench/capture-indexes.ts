@@ -21,11 +21,9 @@ import { shapeMessage } from '../api/gateway/capture/shape.ts';
 import { compileRedactPaths } from '../api/gateway/capture/redact.ts';
 import type { ExchangeContext, JsonRpcMessage } from '../api/gateway/traffic.ts';
 import type { MessageDoc } from '../core/documents.ts';
-import { connectStore, ensureIndexes } from '../core/mongo.ts';
-import { launchFerretdb, mongoReady } from '../stack/ferretdb.ts';
-import { freePort } from '../stack/ports.ts';
 import { processCpuMs } from './lib/calculator.ts';
-import { benchConfig, benchStateDir, heading, machineLine, onceCleanup, removeStateDir, table } from './lib/common.ts';
+import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
+import { heading, machineLine, table } from './lib/common.ts';
 
 const BATCHES = Number(process.env.BENCH_INDEX_BATCHES ?? 30);
 const BATCH = Number(process.env.BENCH_INDEX_BATCH ?? 350);
@@ -61,21 +59,8 @@ function batch(first: number): MessageDoc[] {
 
 async function main(): Promise<void> {
   const machine = await machineLine();
-  const stateDir = await benchStateDir('capture-indexes');
-  const config = await benchConfig(stateDir);
-  const port = await freePort();
-  const uri = `mongodb://127.0.0.1:${port}/`;
-  const ferret = launchFerretdb({ stateDir, port, debugPort: await freePort() });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'ping answering');
-  const store = await connectStore(uri, config.mongo.database);
-  const cleanup = onceCleanup(async () => {
-    await store.db.dropDatabase().catch(() => {});
-    await store.close();
-    await ferret.stop();
-    await removeStateDir(stateDir);
-  });
+  const { store, pid: dbPid, cleanup } = await standaloneFerretdb('capture-indexes');
   try {
-    await ensureIndexes(store);
     const before = store.db.collection<MessageDoc>('messages_five_indexes');
     await before.createIndex({ messageId: 1 }, { unique: true });
     for (const key of [{ service: 1, at: 1 }, { sessionId: 1, at: 1 }, { service: 1, method: 1, at: 1 }, { at: 1 }] as Record<string, 1>[]) await before.createIndex(key);
@@ -86,7 +71,6 @@ async function main(): Promise<void> {
       { name: `${(await store.messages.listIndexes().toArray()).length - 1} indexes (now, ensureIndexes)`, collection: store.messages, cpuMs: 0, messages: 0 },
       { name: 'messageId unique only (reference)', collection: uniqueOnly, cpuMs: 0, messages: 0 },
     ];
-    const dbPid = ferret.pid!;
     for (let b = 0; b < BATCHES; b++) {
       // The order turns each batch, so that none of them always follows the same one.
       for (let k = 0; k < variants.length; k++) {

@@ -16,11 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CaptureWriter } from '../api/gateway/capture.ts';
 import type { ExchangeContext, JsonRpcMessage } from '../api/gateway/traffic.ts';
 import { createLogger } from '../core/log.ts';
-import { connectStore, ensureIndexes } from '../core/mongo.ts';
-import { launchFerretdb, mongoReady } from '../stack/ferretdb.ts';
-import { freePort } from '../stack/ports.ts';
 import { processCpuMs } from './lib/calculator.ts';
-import { benchConfig, benchStateDir, heading, machineLine, onceCleanup, removeStateDir, table } from './lib/common.ts';
+import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
+import { heading, machineLine, table } from './lib/common.ts';
 
 const RATE = Number(process.env.BENCH_CAPTURE_RATE ?? 400);
 const SECONDS = Number(process.env.BENCH_CAPTURE_SECONDS ?? 15);
@@ -60,23 +58,8 @@ interface Row {
 
 async function main(): Promise<void> {
   const machine = await machineLine();
-  const stateDir = await benchStateDir('capture-db');
-  const config = await benchConfig(stateDir);
-  // FerretDB alone (no Temporal): its process's CPU is what the database spends.
-  const port = await freePort();
-  const uri = `mongodb://127.0.0.1:${port}/`;
-  const ferret = launchFerretdb({ stateDir, port, debugPort: await freePort() });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'ping answering');
-  const store = await connectStore(uri, config.mongo.database);
-  const cleanup = onceCleanup(async () => {
-    await store.db.dropDatabase().catch(() => {});
-    await store.close();
-    await ferret.stop();
-    await removeStateDir(stateDir);
-  });
+  const { stateDir, store, pid: dbPid, cleanup } = await standaloneFerretdb('capture-db');
   try {
-    await ensureIndexes(store);
-    const dbPid = ferret.pid!;
     const rows: Row[] = [];
     for (const windowMs of WINDOWS) {
       // Counts the insertMany calls the writer makes, to show the batch size a window gives.

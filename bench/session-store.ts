@@ -20,11 +20,9 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Collection, Document } from 'mongodb';
 import type { SessionDoc } from '../core/documents.ts';
-import { connectStore, ensureIndexes } from '../core/mongo.ts';
-import { launchFerretdb, mongoReady } from '../stack/ferretdb.ts';
-import { freePort } from '../stack/ports.ts';
 import { processCpuMs } from './lib/calculator.ts';
-import { benchConfig, benchStateDir, heading, machineLine, onceCleanup, removeStateDir, table } from './lib/common.ts';
+import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
+import { heading, machineLine, table } from './lib/common.ts';
 
 const SIZES = (process.env.BENCH_SESSION_DOCS ?? '1000,5000,10000').split(',').map(Number);
 const OPS = Number(process.env.BENCH_SESSION_OPS ?? 40);
@@ -101,29 +99,15 @@ interface Cost {
 
 async function main(): Promise<void> {
   const machine = await machineLine();
-  const stateDir = await benchStateDir('session-store');
-  const config = await benchConfig(stateDir);
-  const port = await freePort();
-  const uri = `mongodb://127.0.0.1:${port}/`;
-  const ferret = launchFerretdb({ stateDir, port, debugPort: await freePort() });
-  await ferret.waitUntil(() => mongoReady(uri), 60_000, 'ping answering');
-  const store = await connectStore(uri, config.mongo.database);
-  const cleanup = onceCleanup(async () => {
-    await store.db.dropDatabase().catch(() => {});
-    await store.close();
-    await ferret.stop();
-    await removeStateDir(stateDir);
-  });
+  const { store, pid: dbPid, cleanup } = await standaloneFerretdb('session-store');
   try {
     // Now: the collection as ensureIndexes makes it. Before: the indexes it had then.
-    await ensureIndexes(store);
     const old = store.db.collection('sessions_by_sessionId');
     await old.createIndex({ sessionId: 1 }, { unique: true });
     await old.createIndex({ service: 1, version: 1 });
     await old.createIndex({ lastSeenAt: 1 });
     const shapes = [bySessionId(old), byId(store.sessions)];
     const ids = new Map<Shape, string[]>(shapes.map((s) => [s, []]));
-    const dbPid = ferret.pid!;
     const rows: { size: number; op: Op; costs: Cost[] }[] = [];
 
     for (const size of SIZES) {
