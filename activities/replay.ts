@@ -290,60 +290,66 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       const resumed = (ctx.info.heartbeatDetails as ReplayProgress | undefined)?.position ?? 0;
       const { reports, items } = await replayStore(store);
       if (resumed > 0) await reports.updateOne({ replayId: params.replayId }, { $push: { resumes: { attempt: ctx.info.attempt, position: resumed, at: new Date() } } });
-      const docs = await loadCapture(params);
-      const plan = await planOf(params, docs);
-      const offsets: number[] = [];
-      plan.units.reduce((at, unit) => (offsets.push(at), at + unit.steps.filter((s) => s.compared).length), 0);
-      let done = resumed < plan.units.length ? offsets[resumed]! : plan.total;
-      if (resumed >= plan.units.length || !params.baselineDir) return { position: plan.units.length, done, total: plan.total };
-
-      let position = resumed;
-      const progress = (): ReplayProgress => ({ position, done, total: plan.total });
-      // Instances may take longer to start than the heartbeat timeout: the ticker keeps the attempt alive.
+      // Loading a large capture and starting instances may each take longer than the heartbeat
+      // timeout on a loaded machine: the ticker keeps the attempt alive from the start (until the
+      // plan is known it repeats what the last attempt reached).
+      let progress = (): ReplayProgress | undefined => ctx.info.heartbeatDetails as ReplayProgress | undefined;
       const ticker = setInterval(() => ctx.heartbeat(progress()), 2_000);
-      const signal = ctx.cancellationSignal;
-      const label = (role: string) => `${params.service}-${role}-${params.replayId.slice(0, 8)}-${ctx.info.attempt}`;
-      const started = await Promise.allSettled([
-        startReplayInstance({ dir: params.candidateDir, label: label(`${params.candidate}-candidate`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
-        startReplayInstance({ dir: params.baselineDir, label: label(`${params.baseline}-stable`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
-      ]);
-      const running = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
       try {
-        const failed = started.find((r) => r.status === 'rejected');
-        if (failed) throw (failed as PromiseRejectedResult).reason;
-        const [candidate, stable] = running as [ReplayInstance, ReplayInstance];
-        const pins = await pinChains(params);
-        // Before any unit: a position past 0 in a heartbeat means the diff is stored.
-        if (resumed === 0) await storeSchemaDiff(params, docs, stable, candidate, pins);
-        const policy = toolPolicy([stable.tools, candidate.tools], params.allowTools);
-        const finished = new Set<number>();
-        let next = resumed;
-        let lastWrite = 0;
-        const worker = async () => {
-          while (next < plan.units.length) {
-            if (signal.aborted) throw signal.reason;
-            const u = next++;
-            const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, pins, policy, signal);
-            if (unitItems.length) await storeItems(items, unitItems.map((item) => ({ ...item, replayId: params.replayId }) as ReplayItemDoc));
-            finished.add(u);
-            while (finished.has(position)) {
-              finished.delete(position);
-              done += plan.units[position]!.steps.filter((s) => s.compared).length;
-              position++;
+        const docs = await loadCapture(params);
+        const plan = await planOf(params, docs);
+        const offsets: number[] = [];
+        plan.units.reduce((at, unit) => (offsets.push(at), at + unit.steps.filter((s) => s.compared).length), 0);
+        let done = resumed < plan.units.length ? offsets[resumed]! : plan.total;
+        if (resumed >= plan.units.length || !params.baselineDir) return { position: plan.units.length, done, total: plan.total };
+
+        let position = resumed;
+        progress = () => ({ position, done, total: plan.total });
+        const signal = ctx.cancellationSignal;
+        const label = (role: string) => `${params.service}-${role}-${params.replayId.slice(0, 8)}-${ctx.info.attempt}`;
+        const started = await Promise.allSettled([
+          startReplayInstance({ dir: params.candidateDir, label: label(`${params.candidate}-candidate`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
+          startReplayInstance({ dir: params.baselineDir, label: label(`${params.baseline}-stable`), stateDir: config.stateDir, readyTimeoutMs: config.runner.readyTimeoutMs, signal }),
+        ]);
+        const running = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+        try {
+          const failed = started.find((r) => r.status === 'rejected');
+          if (failed) throw (failed as PromiseRejectedResult).reason;
+          const [candidate, stable] = running as [ReplayInstance, ReplayInstance];
+          const pins = await pinChains(params);
+          // Before any unit: a position past 0 in a heartbeat means the diff is stored.
+          if (resumed === 0) await storeSchemaDiff(params, docs, stable, candidate, pins);
+          const policy = toolPolicy([stable.tools, candidate.tools], params.allowTools);
+          const finished = new Set<number>();
+          let next = resumed;
+          let lastWrite = 0;
+          const worker = async () => {
+            while (next < plan.units.length) {
+              if (signal.aborted) throw signal.reason;
+              const u = next++;
+              const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, pins, policy, signal);
+              if (unitItems.length) await storeItems(items, unitItems.map((item) => ({ ...item, replayId: params.replayId }) as ReplayItemDoc));
+              finished.add(u);
+              while (finished.has(position)) {
+                finished.delete(position);
+                done += plan.units[position]!.steps.filter((s) => s.compared).length;
+                position++;
+              }
+              ctx.heartbeat(progress());
+              if (Date.now() - lastWrite >= PROGRESS_WRITE_MS) {
+                lastWrite = Date.now();
+                await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
+              }
             }
-            ctx.heartbeat(progress());
-            if (Date.now() - lastWrite >= PROGRESS_WRITE_MS) {
-              lastWrite = Date.now();
-              await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
-            }
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(params.concurrency, plan.units.length) }, worker));
-        await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
-        return progress();
+          };
+          await Promise.all(Array.from({ length: Math.min(params.concurrency, plan.units.length) }, worker));
+          await reports.updateOne({ replayId: params.replayId }, { $set: { done } });
+          return { position, done, total: plan.total };
+        } finally {
+          await Promise.all(running.map((i) => i.stop()));
+        }
       } finally {
         clearInterval(ticker);
-        await Promise.all(running.map((i) => i.stop()));
       }
     },
 

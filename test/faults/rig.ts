@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { cp, open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ResultPromise } from 'execa';
 import { addSampleService } from '../support/sample-service.ts';
@@ -199,6 +199,9 @@ export class FaultRig {
         // already gone
       }
     }
+    // Instance, replay and validation logs live on the state disk, which goes with the run.
+    await rm(path.join(LOG_DIR, 'state'), { recursive: true, force: true });
+    await cp(path.join(this.stateDir, 'logs'), path.join(LOG_DIR, 'state'), { recursive: true }).catch(() => {});
     if (this.stateDisk.startsWith('tmpfs')) execFileSync('umount', ['-l', this.stateDir], { stdio: 'pipe' });
     await setTreeWritable(this.root, true).catch(() => {});
     rmSync(this.root, { recursive: true, force: true });
