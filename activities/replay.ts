@@ -6,7 +6,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { MongoBulkWriteError, MongoServerError, type Collection } from 'mongodb';
+import { MongoServerError, type Collection } from 'mongodb';
+import { insertAbsent } from '../core/insert-absent.ts';
 import type { Config } from '../core/config.ts';
 import type { ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
@@ -92,13 +93,8 @@ function dirOf(doc: { state: string; stagedDir?: string; archiveDir?: string }):
  * filter up without the index, so each one read every stored item and a replay of 2,000 requests
  * slowed to about 1 request/s (bench/replay.ts; 15 s per 100 upserts at 700 stored, 20 ms inserted).
  */
-async function storeItems(items: Collection<ReplayItemDoc>, docs: ReplayItemDoc[]): Promise<void> {
-  try {
-    await items.insertMany(docs, { ordered: false });
-  } catch (err) {
-    const duplicatesOnly = err instanceof MongoBulkWriteError && (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]).every((e) => e.code === 11000);
-    if (!duplicatesOnly) throw err;
-  }
+function storeItems(items: Collection<ReplayItemDoc>, docs: ReplayItemDoc[]): Promise<void> {
+  return insertAbsent(items, docs);
 }
 
 /** The chains pinned clients' requests take to each instance's version. */

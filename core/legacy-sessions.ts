@@ -4,7 +4,8 @@
  * document would never be found again and its client would get 404 and start over. Re-keying them
  * once, when the store is prepared, keeps open sessions across the upgrade.
  */
-import { MongoBulkWriteError, type Collection, type Db, type ObjectId } from 'mongodb';
+import type { Collection, Db, ObjectId } from 'mongodb';
+import { insertAbsent } from './insert-absent.ts';
 import type { SessionDoc } from './documents.ts';
 
 interface LegacySessionDoc extends Omit<SessionDoc, '_id'> {
@@ -13,16 +14,6 @@ interface LegacySessionDoc extends Omit<SessionDoc, '_id'> {
 }
 
 const BATCH = 500;
-
-/** Inserts the documents whose `_id` is not taken; the others are left as they are. */
-async function insertAbsent(sessions: Collection<SessionDoc>, docs: SessionDoc[]): Promise<void> {
-  try {
-    await sessions.insertMany(docs, { ordered: false });
-  } catch (err) {
-    const duplicatesOnly = err instanceof MongoBulkWriteError && (Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors]).every((e) => e.code === 11000);
-    if (!duplicatesOnly) throw err;
-  }
-}
 
 /**
  * Copies every old-shaped session under its session id, then deletes the old documents. Safe to
