@@ -14,14 +14,13 @@
  * Run: npx tsx bench/capture-indexes.ts   (or npm run bench -- capture-indexes); knobs:
  * BENCH_INDEX_BATCHES (batches per collection, 30), BENCH_INDEX_BATCH (messages per batch, 350).
  */
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Collection } from 'mongodb';
 import { shapeMessage } from '../api/gateway/capture/shape.ts';
 import { compileRedactPaths } from '../api/gateway/capture/redact.ts';
-import type { ExchangeContext, JsonRpcMessage } from '../api/gateway/traffic.ts';
 import type { MessageDoc } from '../core/documents.ts';
 import { processCpuMs } from './lib/calculator.ts';
+import { exchange } from './lib/sample-exchange.ts';
 import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
 import { heading, machineLine, table } from './lib/common.ts';
 
@@ -34,22 +33,7 @@ const REDACT = compileRedactPaths();
 function batch(first: number): MessageDoc[] {
   const docs: MessageDoc[] = [];
   for (let i = first; docs.length < BATCH; i++) {
-    const ctx: ExchangeContext = {
-      service: 'calc',
-      version: '1.0.0',
-      instanceId: 'calc-1',
-      sessionId: `session-${i % 10}`,
-      protocolRevision: '2025-11-25',
-      generation: 'session',
-      clientKey: 'addr:0123456789abcdef',
-      methods: ['tools/call'],
-      startedAt: performance.now(),
-      traceId: randomUUID().replaceAll('-', ''),
-      clientName: 'mcpship-bench',
-      clientVersion: '0',
-    };
-    const request = { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'add', arguments: { a: i, b: 2 } } } as unknown as JsonRpcMessage;
-    const response = { jsonrpc: '2.0', id: i, result: { content: [{ type: 'text', text: String(i + 2) }] } } as unknown as JsonRpcMessage;
+    const { ctx, request, response } = exchange(i, `session-${i % 10}`);
     const at = new Date();
     docs.push(shapeMessage({ ctx, direction: 'client_to_server', msg: request, transport: 'json', size: 80, at }, { redact: REDACT, maxPayloadBytes: 65_536 }));
     docs.push(shapeMessage({ ctx, direction: 'server_to_client', msg: response, transport: 'json', size: 80, at, toolName: 'add' }, { redact: REDACT, maxPayloadBytes: 65_536 }));

@@ -14,9 +14,9 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CaptureWriter } from '../api/gateway/capture.ts';
-import type { ExchangeContext, JsonRpcMessage } from '../api/gateway/traffic.ts';
 import { createLogger } from '../core/log.ts';
 import { processCpuMs } from './lib/calculator.ts';
+import { exchange } from './lib/sample-exchange.ts';
 import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
 import { heading, machineLine, table } from './lib/common.ts';
 
@@ -27,26 +27,6 @@ const WINDOWS = (process.env.BENCH_CAPTURE_WINDOWS ?? '200,1000').split(',').map
 const TICK_MS = 20;
 
 const log = createLogger('warn', 'bench');
-
-function exchange(i: number, sessionId: string): { ctx: ExchangeContext; request: JsonRpcMessage; response: JsonRpcMessage; requestRaw: string; responseRaw: string } {
-  const request = { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'add', arguments: { a: i, b: 2 } } } as unknown as JsonRpcMessage;
-  const response = { jsonrpc: '2.0', id: i, result: { content: [{ type: 'text', text: String(i + 2) }] } } as unknown as JsonRpcMessage;
-  const ctx: ExchangeContext = {
-    service: 'calc',
-    version: '1.0.0',
-    instanceId: 'calc-1',
-    sessionId,
-    protocolRevision: '2025-11-25',
-    generation: 'session',
-    clientKey: 'addr:0123456789abcdef',
-    methods: ['tools/call'],
-    startedAt: performance.now(),
-    traceId: randomUUID().replaceAll('-', ''),
-    clientName: 'mcpship-bench',
-    clientVersion: '0',
-  };
-  return { ctx, request, response, requestRaw: JSON.stringify(request), responseRaw: JSON.stringify(response) };
-}
 
 interface Row {
   windowMs: number;
