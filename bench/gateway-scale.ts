@@ -30,7 +30,8 @@ import { setRouting } from '../core/routing-store.ts';
 import { startStack, type Stack } from '../stack/start-stack.ts';
 import { addInstance, buildCalculator, processCpuMs, startCalculator } from './lib/calculator.ts';
 import { benchConfig, benchStateDir, childEnv, fmtMs, heading, machineLine, onceCleanup, removeStateDir, repoRoot, summarize, table } from './lib/common.ts';
-import type { GatewayProcessArgs, GatewayReply, GatewayStats } from './lib/gateway-process.ts';
+import type { GatewayProcessArgs, GatewayStats } from './lib/gateway-process.ts';
+import { ask } from './lib/measured-child.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
 
 const CALLS = Number(process.env.BENCH_SCALE_CALLS ?? 2000);
@@ -48,22 +49,6 @@ const BACKGROUND_SAMPLE_MS = 10_000;
 
 const log = createLogger('warn', 'bench');
 const children: ResultPromise[] = [];
-
-/** The next reply of one kind from the gateway process, after sending it `message`. */
-function ask<K extends GatewayReply['kind']>(gateway: ChildProcess, message: string, kind: K): Promise<Extract<GatewayReply, { kind: K }>> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply: GatewayReply) => {
-      if (reply.kind !== kind) return;
-      gateway.off('message', onMessage);
-      gateway.off('exit', onExit);
-      resolve(reply as Extract<GatewayReply, { kind: K }>);
-    };
-    const onExit = (code: number | null) => reject(new Error(`the gateway process exited with ${code}`));
-    gateway.on('message', onMessage);
-    gateway.once('exit', onExit);
-    if (message) gateway.send(message);
-  });
-}
 
 interface Measured {
   load: LoadResult;

@@ -153,6 +153,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const observer = deps.observer;
   const cache = new RoutingCache(deps.store, { log, ...deps.cache });
   const sessions = new SessionTable(deps.store, { log, ...deps.sessions });
+  /**
+   * Ends a session for every gateway; awaited before the client hears of it, so that no gateway
+   * routes it again. A failed write is logged: the answer goes out all the same.
+   */
+  const endSession = (sessionId: string) => sessions.close(sessionId).catch((err: unknown) => log.warn({ err, sessionId }, 'session close not saved'));
   const decider = new Decider({ cache, sessions, ...(deps.breaker ? { breaker: deps.breaker } : {}), ...(deps.rand ? { rand: deps.rand } : {}) });
   // Keep-alive to the instances: a new TCP connection per request would cost more than the proxy.
   const agent = new http.Agent({ keepAlive: true });
@@ -334,8 +339,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     const sessionId = ex.ctx.sessionId;
     if (ex.sessionBound && sessionId && (status === 404 || (ex.method === 'DELETE' && ok))) {
-      // Also before the client hears of it, so that no gateway routes the ended session again.
-      await sessions.close(sessionId).catch((err: unknown) => log.warn({ err, sessionId }, 'session close not saved'));
+      await endSession(sessionId);
     }
     reportClientMessages(ex);
     if (res.destroyed || ex.timedOut) {
@@ -430,12 +434,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const rpcId = !ex.batch ? (ex.classified[0]?.id ?? null) : null;
     // The instance holding the session is gone, and the session with it: the spec's 404 makes the client start over.
     if (ex.sessionBound && ex.ctx.sessionId && err.code === 'ECONNREFUSED') {
-      const sessionId = ex.ctx.sessionId;
-      // Before the client hears of it, as for every 404 that ends a session.
-      void sessions
-        .close(sessionId)
-        .catch((e: unknown) => log.warn({ err: e, sessionId }, 'session close not saved'))
-        .then(() => sendRpcError(res, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId)));
+      void endSession(ex.ctx.sessionId).then(() => sendRpcError(res, 404, jsonRpcError(SESSION_NOT_FOUND, 'Session not found: its instance is no longer serving', rpcId)));
       return;
     }
     sendRpcError(res, 502, jsonRpcError(SERVER_ERROR, `Bad gateway: ${ex.ctx.service} ${ex.ctx.version} did not answer (${err.code ?? err.message})`, rpcId));
@@ -553,8 +552,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return sendRpcError(res, 503, jsonRpcError(SERVER_ERROR, 'Service unavailable: routing data cannot be read', facts.rpcId));
     }
     if (decision.kind === 'reject') {
-      // Before the client hears of it, so that no gateway routes the ended session again.
-      if (decision.closeSession) await sessions.close(decision.closeSession).catch((err: unknown) => log.warn({ err }, 'session close not saved'));
+      if (decision.closeSession) await endSession(decision.closeSession);
       return sendRpcError(res, decision.status, decision.body);
     }
     const info = clientInfos.fromMessages(messages, decision.session?.sessionId);

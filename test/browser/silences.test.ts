@@ -10,9 +10,11 @@ import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import type { Browser, Page } from 'playwright-core';
 import { startAlertEvaluator, type AlertEvaluator } from '../../alerts/evaluator.ts';
-import type { AlertView, SilenceDoc } from '../../alerts/types.ts';
+import type { SilenceDoc } from '../../alerts/types.ts';
+import type { AlertsAnswer } from '../../api/routes/alerts.ts';
 import { startSystem, type System } from '../../cli/system.ts';
 import { ALERT_EVENT_KINDS } from '../../core/events.ts';
+import type { Wire } from '../../dashboard/src/api.ts';
 import { createLogger } from '../../core/log.ts';
 import { freePort } from '../../stack/ports.ts';
 import { assertBrowserReady, openBrowserPage } from '../support/browser.ts';
@@ -32,16 +34,10 @@ let page: Page;
 let consoleErrors: string[];
 let provoked: RegExp[];
 
-/** GET /api/alerts as JSON carries it (dates are strings), the parts read here. */
-interface AlertsAnswer {
-  alerts: Pick<AlertView, 'alertId' | 'state' | 'silence'>[];
-  silences: (Pick<SilenceDoc, 'silenceId' | 'service' | 'rule' | 'comment'> & { expiresAt: string })[];
-}
-
-async function alertsApi(): Promise<AlertsAnswer> {
+async function alertsApi(): Promise<Wire<AlertsAnswer>> {
   const res = await fetch(`${base}/api/alerts`);
   assert.equal(res.status, 200);
-  return (await res.json()) as AlertsAnswer;
+  return (await res.json()) as Wire<AlertsAnswer>;
 }
 
 const alertRow = (extra = '') => page.getByRole('region', { name: 'Alerts' }).locator(`li[data-alert-id="${ALERT_ID}"]${extra}`);
@@ -146,7 +142,7 @@ test('a silence made through the API appears on the open page, the alert shown a
     body: JSON.stringify({ service: SERVICE, comment: 'maintenance window', durationSec: 600 }),
   });
   assert.equal(res.status, 201);
-  const made = (await res.json()) as SilenceDoc;
+  const made = (await res.json()) as Wire<SilenceDoc>;
   const row = silences().getByRole('row').filter({ hasText: 'maintenance window' });
   await row.waitFor({ timeout: 30_000 });
   assert.match((await row.textContent()) ?? '', /^calc \/ all rules/);
