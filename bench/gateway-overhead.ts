@@ -10,7 +10,7 @@
  * 1. Overhead: the same `tools/call add` load (BENCH_CALLS calls from BENCH_CLIENTS concurrent
  *    MCP sessions, after BENCH_WARMUP calls) straight to the instance, through a plain express +
  *    http-proxy-middleware hop (bench/lib/plain-hop.ts: the floor any such hop costs on this
- *    machine), and through two gateways as `mcpship up` runs them (startApi in
+ *    machine), through a bare node:http proxy (the same file: what Node's HTTP alone costs), and through two gateways as `mcpship up` runs them (startApi in
  *    bench/lib/gateway-process.ts: gateway + health monitors + breaker, capture on and
  *    MCPSHIP_CAPTURE=false); each proxy in a process of its own, so that its CPU per call is its
  *    own. BENCH_ROUNDS rounds in rotating order so that drift in the machine's load hits all paths
@@ -65,6 +65,7 @@ import {
 } from './lib/common.ts';
 import type { GatewayProcessArgs } from './lib/gateway-process.ts';
 import type { LoadResult } from './lib/mcp-load.ts';
+import type { PlainHopArgs } from './lib/plain-hop.ts';
 import { ask, closeMeasured, forkMeasured } from './lib/measured-child.ts';
 import { countSyscalls, type SyscallCounter } from './lib/syscall-count.ts';
 import { addInstance, buildCalculator, processCpuMs, startCalculator } from './lib/calculator.ts';
@@ -365,7 +366,7 @@ function printSideBySide(loaded: PathStats[], serial: PathStats[], targets: Targ
   );
   console.log(
     `(proxy CPU: each proxy in a process of its own, process.cpuUsage() read around the measured calls; "less background" takes out its CPU per second with no traffic, ` +
-      `sampled for ${BACKGROUND_SAMPLE_MS / 1000} s before the load. Plain hop: express + http-proxy-middleware with a keep-alive agent and nothing else, bench/lib/plain-hop.ts)`,
+      `sampled for ${BACKGROUND_SAMPLE_MS / 1000} s before the load. Plain hop: express + http-proxy-middleware with a keep-alive agent and nothing else; bare node:http proxy: one http.request per request, both ways piped — bench/lib/plain-hop.ts)`,
   );
 }
 
@@ -624,11 +625,13 @@ async function main(): Promise<void> {
           ]
         : []),
     ];
-    const plainHop = forkMeasured('plain-hop.ts', { target: stable.url });
-    hops.push(plainHop);
+    const plainHop = forkMeasured('plain-hop.ts', { target: stable.url, kind: 'express-hpm' } satisfies PlainHopArgs);
+    const nodeHop = forkMeasured('plain-hop.ts', { target: stable.url, kind: 'node' } satisfies PlainHopArgs);
+    hops.push(plainHop, nodeHop);
     const targets: Target[] = [
       { label: 'direct to the instance', url: stable.url },
       { label: 'plain express + http-proxy-middleware hop', url: (await ask(plainHop, '', 'ready')).url, hop: plainHop },
+      { label: 'bare node:http proxy', url: (await ask(nodeHop, '', 'ready')).url, hop: nodeHop },
     ];
     for (const g of gateways) {
       const hop = forkMeasured('gateway-process.ts', await gatewayArgs(g.env), g.root);
@@ -652,7 +655,7 @@ async function main(): Promise<void> {
     const loadedStats = printOverhead(loaded, concurrent);
     heading(`the same, one MCP session calling one at a time (${SERIAL_CALLS} calls × ${ROUNDS} rounds per path)`);
     const serialStats = printOverhead(unloaded, serial);
-    heading('side by side: direct, a plain http-proxy-middleware hop, the gateway');
+    heading('side by side: direct, a plain http-proxy-middleware hop, a bare node:http proxy, the gateway');
     printSideBySide(loadedStats, serialStats, targets);
     console.log(`${new Date().toISOString()}: load average ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} (1 / 5 / 15 min) at the end of the overhead runs`);
 
