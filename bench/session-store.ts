@@ -1,16 +1,19 @@
 /**
  * Benchmark (issue 12): what one session-table write or lookup costs the MongoDB-wire server as the
- * `sessions` collection grows, with the documents keyed by `_id` = session id (now,
- * api/gateway/session-table.ts) beside the shape before (an ObjectId `_id`, a `sessionId` field with
- * a unique index, filters on `sessionId`), in one run against one standalone FerretDB. FerretDB 1.24
- * on SQLite hands SQLite only a filter that is exactly `{ _id: <string> }`; any other filter is
- * answered by reading and decoding every document. Its `explain` of each shape's lookup is printed.
+ * `sessions` collection grows, in one run against one standalone FerretDB, for three shapes:
+ * 1. before the third session: an ObjectId `_id`, a `sessionId` field with a unique index, filters on `sessionId`;
+ * 2. keyed by `_id` = session id, a new session opened by an upsert (the third session);
+ * 3. now: keyed by `_id`, a new session opened by the session table itself
+ *    (api/gateway/session-table.ts: an insert, an update only when the id is there).
+ * FerretDB 1.24 on SQLite hands SQLite only a filter that is exactly `{ _id: <string> }`; any other
+ * filter is answered by reading and decoding every document. Even `{ _id }` is a scan in SQLite,
+ * while an insert's uniqueness check uses its index. Its `explain` of the lookups is printed.
  *
- * The four operations are those the gateway makes: open (an upsert of a new id), get (a lookup on a
- * gateway that does not hold the session), touch (lastSeenAt) and close. Before each size the two
- * collections are filled to it; the operations then run one at a time, the two shapes in turn in
- * blocks, so that the machine's load drifts over both alike. Figures: the server's CPU time per
- * operation (from /proc, 10 ms ticks) and the wall time per operation.
+ * The four operations are those the gateway makes: open (a new id), get (a lookup on a gateway that
+ * does not hold the session), touch (lastSeenAt) and close. Before each size the collections are
+ * filled to it; the operations then run one at a time, the shapes in turn in blocks (forwards,
+ * then backwards), so that the machine's load drifts over all alike. Figures: the server's CPU time
+ * per operation (from /proc, 10 ms ticks) and the wall time per operation.
  *
  * Run: npx tsx bench/session-store.ts   (or npm run bench -- session-store); knobs:
  * BENCH_SESSION_DOCS (sizes, `1000,5000,10000`), BENCH_SESSION_OPS (operations of each kind per
@@ -19,6 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { Collection, Document } from 'mongodb';
+import { SessionTable } from '../api/gateway/session-table.ts';
 import type { SessionDoc } from '../core/documents.ts';
 import { processCpuMs } from './lib/calculator.ts';
 import { standaloneFerretdb } from './lib/standalone-ferretdb.ts';
@@ -69,16 +73,20 @@ function bySessionId(collection: Collection<Document>): Shape {
   };
 }
 
-/** The shape now: session-table.ts's filters, `{ _id }` alone. */
-function byId(collection: Collection<SessionDoc>): Shape {
+/**
+ * Keyed by `{ _id }` alone. `table`: open goes through the session table itself (an insert, an
+ * update when the id is there), as the gateway sends it now; else the upsert of the third session.
+ */
+function byId(collection: Collection<SessionDoc>, table?: SessionTable): Shape {
   return {
-    name: '_id = session id (now)',
+    name: table ? '_id, open as insert (now)' : '_id, open as upsert (before)',
     collectionName: collection.collectionName,
     fill: (ids, now) => collection.insertMany(ids.map((_id) => ({ _id, ...ROUTE, protocolVersion: '2025-11-25', createdAt: now, lastSeenAt: now }))),
     run: (op, _id) => {
       const now = new Date();
       switch (op) {
         case 'open':
+          if (table) return table.open(_id, { ...ROUTE, protocolVersion: '2025-11-25' });
           return collection.updateOne({ _id }, { $set: { ...ROUTE, lastSeenAt: now, protocolVersion: '2025-11-25' }, $setOnInsert: { createdAt: now }, $unset: { closedAt: '' } }, { upsert: true });
         case 'get':
           return collection.findOne({ _id });
@@ -106,7 +114,8 @@ async function main(): Promise<void> {
     await old.createIndex({ sessionId: 1 }, { unique: true });
     await old.createIndex({ service: 1, version: 1 });
     await old.createIndex({ lastSeenAt: 1 });
-    const shapes = [bySessionId(old), byId(store.sessions)];
+    const upserted = store.db.collection<SessionDoc>('sessions_upserted');
+    const shapes = [bySessionId(old), byId(upserted), byId(store.sessions, new SessionTable(store))];
     const ids = new Map<Shape, string[]>(shapes.map((s) => [s, []]));
     const rows: { size: number; op: Op; costs: Cost[] }[] = [];
 
@@ -149,18 +158,18 @@ async function main(): Promise<void> {
 
     heading(`session table in FerretDB: one operation at a time, ${OPS} of each kind per shape and size`);
     console.log(machine);
+    const ms = (v: number, c: Cost) => `${(v / c.ops).toFixed(2)} ms`;
     console.log(
       table(
-        ['documents', 'operation', 'FerretDB CPU, before', 'FerretDB CPU, now', 'before ÷ now', 'wall, before', 'wall, now'],
+        ['documents', 'operation', ...shapes.map((s, i) => `FerretDB CPU, ${i + 1}`), '1 ÷ 3', '2 ÷ 3', ...shapes.map((s, i) => `wall, ${i + 1}`)],
         rows.map((r) => {
-          const [b, n] = r.costs as [Cost, Cost];
-          const ms = (v: number, c: Cost) => `${(v / c.ops).toFixed(2)} ms`;
-          return [String(r.size), r.op, ms(b.cpuMs, b), ms(n.cpuMs, n), `${(b.cpuMs / n.cpuMs).toFixed(1)}×`, ms(b.wallMs, b), ms(n.wallMs, n)];
+          const now = r.costs[2]!;
+          return [String(r.size), r.op, ...r.costs.map((c) => ms(c.cpuMs, c)), ...r.costs.slice(0, 2).map((c) => (now.cpuMs > 0 ? `${(c.cpuMs / c.ops / (now.cpuMs / now.ops)).toFixed(1)}×` : 'no tick in 3')), ...r.costs.map((c) => ms(c.wallMs, c))];
         }),
       ),
     );
-    console.log(`\nbefore = ${shapes[0]!.name}; now = ${shapes[1]!.name}. CPU is read in 10 ms ticks per block of ${Math.ceil(OPS / BLOCKS)} operations.`);
-    const [before, now] = shapes as [Shape, Shape];
+    console.log(`\n${shapes.map((s, i) => `${i + 1} = ${s.name}`).join('; ')}. CPU is read in 10 ms ticks per block of ${Math.ceil(OPS / BLOCKS)} operations.`);
+    const [before, , now] = shapes as [Shape, Shape, Shape];
     console.log(`explain find, before: ${await explain(before, { sessionId: oneId(before) })}`);
     console.log(`explain find, now:    ${await explain(now, { _id: oneId(now) })}`);
     console.log(`explain find, now with a second condition: ${await explain(now, { _id: oneId(now), closedAt: { $exists: false } })}`);

@@ -48,6 +48,22 @@ test('a session is stored under its id as _id, and found there by a gateway that
   assert.equal(await store.sessions.countDocuments({}), 1, 'open, get and close wrote one document');
 });
 
+test('an id opened again after its close is one document again open, on the new route, its createdAt kept', async () => {
+  const table = new SessionTable(store);
+  await table.open('session-b', ROUTE);
+  const first = await store.sessions.findOne({ _id: 'session-b' });
+  await table.close('session-b');
+  const moved: SessionRoute = { service: 'calc', version: '2.0.0', instanceId: 'calc-2' };
+  await table.open('session-b', moved);
+  const doc = await store.sessions.findOne({ _id: 'session-b' });
+  assert.ok(doc && first);
+  assert.equal(doc.closedAt, undefined, 'open again');
+  assert.deepEqual(routeOf(doc), { ...moved, protocolVersion: ROUTE.protocolVersion });
+  assert.deepEqual(doc.createdAt, first.createdAt);
+  assert.deepEqual(routeOf((await new SessionTable(store).get('session-b'))!), { ...moved, protocolVersion: ROUTE.protocolVersion });
+  assert.equal(await store.sessions.countDocuments({ _id: 'session-b' }), 1);
+});
+
 test('sessions an earlier release stored under an ObjectId are re-keyed by their id on start, once, and its sessionId index dropped', async () => {
   const sessions = legacy.db.collection('sessions');
   await sessions.createIndex({ sessionId: 1 }, { unique: true });

@@ -1,6 +1,7 @@
 /**
  * The session table's answer to FerretDB's SQLITE_BUSY: the write is sent again (it was rolled
- * back), a bounded number of times; any other failure is not retried. The collection is a stand-in
+ * back), a bounded number of times; any other failure is not retried. A new session is an insert;
+ * an id already stored (duplicate key) is the same write as an update. The collection is a stand-in
  * that fails as FerretDB 1.24 does, so that the lock conflict happens on demand.
  */
 import assert from 'node:assert/strict';
@@ -13,12 +14,19 @@ const BUSY = '[msg_update.go:133 handler.(*Handler).updateDocument] [collection.
 
 /** A sessions collection whose writes fail with `errors` in turn, then succeed. */
 function failingSessions(errors: string[]) {
-  const calls: unknown[] = [];
+  const calls: { op: string; _id: unknown }[] = [];
+  const answer = (op: string, _id: unknown) => {
+    calls.push({ op, _id });
+    const errmsg = errors.shift();
+    if (errmsg) throw new MongoServerError({ message: errmsg, errmsg, code: errmsg.startsWith('E11000') ? 11000 : 1, codeName: 'InternalError', ok: 0 });
+  };
   const sessions = {
-    updateOne: async (filter: unknown) => {
-      calls.push(filter);
-      const errmsg = errors.shift();
-      if (errmsg) throw new MongoServerError({ message: errmsg, errmsg, code: 1, codeName: 'InternalError', ok: 0 });
+    insertOne: async (doc: { _id: unknown }) => {
+      answer('insertOne', doc._id);
+      return { acknowledged: true, insertedId: doc._id };
+    },
+    updateOne: async (filter: { _id: unknown }) => {
+      answer('updateOne', filter._id);
       return { acknowledged: true, matchedCount: 1, modifiedCount: 1, upsertedCount: 0, upsertedId: null };
     },
   } as unknown as Store['sessions'];
@@ -32,8 +40,11 @@ const ROUTE = { service: 'calc', version: '1.0.0', instanceId: 'calc-1' };
 test('a session write FerretDB refused as SQLITE_BUSY is sent again, and the session is saved', async () => {
   const { table, calls, warnings } = failingSessions([BUSY, BUSY]);
   await table.open('s1', ROUTE);
-  assert.equal(calls.length, 3);
-  assert.deepEqual(calls[2], { _id: 's1' });
+  assert.deepEqual(calls, [
+    { op: 'insertOne', _id: 's1' },
+    { op: 'insertOne', _id: 's1' },
+    { op: 'insertOne', _id: 's1' },
+  ]);
   assert.deepEqual(warnings, []);
 });
 
@@ -46,4 +57,15 @@ test('SQLITE_BUSY three times running, or any other failure, is not retried furt
   const other = failingSessions(['E11000 duplicate key error']);
   await assert.rejects(other.table.close('s1'), /E11000/);
   assert.equal(other.calls.length, 1);
+});
+
+test('a session id already stored is opened again by an update, and a busy update is sent again as the whole write', async () => {
+  const { table, calls, warnings } = failingSessions(['E11000 duplicate key error', BUSY]);
+  await table.open('s1', ROUTE);
+  assert.deepEqual(calls, [
+    { op: 'insertOne', _id: 's1' },
+    { op: 'updateOne', _id: 's1' },
+    { op: 'insertOne', _id: 's1' },
+  ]);
+  assert.deepEqual(warnings, []);
 });
