@@ -2,6 +2,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import type { Config } from '../core/config.ts';
+import { diskFullRetryable } from '../core/disk-full.ts';
 import type { VersionDoc, VersionState } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
 import type { Store } from '../core/mongo.ts';
@@ -77,7 +78,7 @@ export function versionActivities(deps: { config: Config; store: Store; events: 
         updatedAt: now,
         history: [{ state: 'VALIDATING', at: now }, { state: 'STAGED', at: now }],
       };
-      await writeImmutable(input.dir, stagedDir, { ...doc, changedPaths: input.changedPaths, manifestVersion: input.manifestVersion });
+      await diskFullRetryable(`copying ${input.dir} into ${stagedDir}`, () => writeImmutable(input.dir, stagedDir, { ...doc, changedPaths: input.changedPaths, manifestVersion: input.manifestVersion }));
       await store.versions.updateOne({ service, version }, { $setOnInsert: doc }, { upsert: true });
       await announce(version, stagedDir);
       return { version, stagedDir, existing: false };

@@ -78,6 +78,7 @@ function trackValidation(validating: Map<string, StatusRow['validating']>, e: Ev
   const step = STEP.exec(e.kind);
   if (step?.[2] === 'STARTED') validating.set(e.service, { step: step[1]!.toLowerCase(), since: new Date(e.time).toISOString() });
   else if (e.kind === 'VALIDATING') validating.set(e.service, { step: 'starting', since: new Date(e.time).toISOString() });
+  else if (e.kind === 'VALIDATION_WAITING') validating.set(e.service, { step: 'waiting for disk space', since: new Date(e.time).toISOString() });
   else if (VALIDATION_DONE.includes(e.kind)) validating.delete(e.service);
 }
 

@@ -19,11 +19,14 @@ export interface ServiceWorkflowInput {
   savesHandled?: number;
   /** Saves one run handles before it continues as new (default SAVES_PER_RUN). */
   maxSavesPerRun?: number;
+  /** The save waiting for space on a full state disk, and how many times it was tried again. */
+  waiting?: { hash: string; attempt: number };
 }
 
 export interface ServiceWorkflowState {
   service: string;
-  phase: 'idle' | 'validating';
+  /** waiting: a save refused by a full state disk is kept and tried again after a pause. */
+  phase: 'idle' | 'validating' | 'waiting';
   validatingHash?: string;
   lastHash?: string;
   lastResult?: ValidationOutcome;

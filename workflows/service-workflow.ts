@@ -19,6 +19,7 @@ import type { Activities } from '../activities/index.ts';
 import type { StepResult } from '../core/documents.ts';
 import type { SaveSignal, ServiceWorkflowInput, ServiceWorkflowState, SnapshotResult, ValidationOutcome } from '../core/pipeline.ts';
 import type { DeploymentInput } from '../core/deployment.ts';
+import { DISK_FULL, diskFullPauseMs } from '../core/disk-full.ts';
 import { McpService, McpStage, McpVersion } from '../core/search-attributes.ts';
 import { deploymentWorkflowId } from '../core/workflow-ids.ts';
 
@@ -49,6 +50,11 @@ function failureMessage(err: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
 }
 
+/** Retries spent on a full state disk: the save is sound, there is just no room to validate it yet. */
+function isDiskFull(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === DISK_FULL;
+}
+
 function isValidationFailure(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && ['ManifestError', 'ServiceMissing'].includes(err.cause.type ?? '');
 }
@@ -68,6 +74,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   const maxSavesPerRun = input.maxSavesPerRun ?? SAVES_PER_RUN;
   let running: { hash: string; scope: CancellationScope } | undefined;
   let lastResult: ValidationOutcome | undefined;
+  let waiting = input.waiting;
 
   setHandler(saveSignal, (save) => {
     // Paths of a save not yet handled are kept: the newest content includes those changes too.
@@ -77,7 +84,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   });
   setHandler(stateQuery, () => ({
     service,
-    phase: running ? 'validating' : 'idle',
+    phase: running ? 'validating' : waiting ? 'waiting' : 'idle',
     ...(running ? { validatingHash: running.hash } : {}),
     ...(lastHash ? { lastHash } : {}),
     ...(lastResult ? { lastResult } : {}),
@@ -87,7 +94,8 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
   const setStage = (stage: string) => upsertSearchAttributes([{ key: McpStage, value: stage }]);
 
   async function validate(save: SaveSignal): Promise<ValidationOutcome> {
-    await recordEvent({ service, kind: 'VALIDATING', status: 'running', details: { hash: save.hash, changedPaths: save.changedPaths, savedAt: save.at }, ...ids });
+    // A save tried again after a full disk was announced already, with its VALIDATION_WAITING.
+    if (waiting?.hash !== save.hash) await recordEvent({ service, kind: 'VALIDATING', status: 'running', details: { hash: save.hash, changedPaths: save.changedPaths, savedAt: save.at }, ...ids });
     let snapshot: SnapshotResult;
     try {
       snapshot = await snapshotService(service);
@@ -143,6 +151,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
         ...(lastHash ? { lastHash } : {}),
         ...(pending ? { pending } : {}),
         savesHandled,
+        ...(waiting ? { waiting } : {}),
         ...(input.maxSavesPerRun ? { maxSavesPerRun: input.maxSavesPerRun } : {}),
       });
     }
@@ -150,6 +159,7 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     pending = undefined;
     if (save.hash === lastHash) continue;
 
+    let diskFull: string | undefined;
     const scope = new CancellationScope();
     running = { hash: save.hash, scope };
     setStage('VALIDATING');
@@ -169,8 +179,10 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
     } catch (err) {
       if (isCancellation(err)) {
         await recordEvent({ service, kind: 'VALIDATION_CANCELLED', status: 'info', details: { hash: save.hash, reason: 'a newer save arrived' }, ...ids });
+      } else if (isDiskFull(err) && patched('disk-full-wait')) {
+        diskFull = failureMessage(err);
       } else {
-        // Retries are spent (worker trouble, disk full...): this save failed, the service goes on.
+        // Retries are spent (worker trouble...): this save failed, the service goes on.
         lastResult = { ok: false, hash: save.hash, reason: `validation could not run: ${failureMessage(err)}` };
         await recordValidation(service, lastResult);
         await recordEvent({ service, kind: 'VALIDATION_FAILED', status: 'failed', details: { hash: save.hash, reason: lastResult.reason }, ...ids });
@@ -178,8 +190,26 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
       }
     } finally {
       running = undefined;
-      savesHandled++;
+      if (diskFull === undefined) savesHandled++;
       handledThisRun++;
     }
+    if (diskFull === undefined) waiting = undefined;
+    else await waitForSpace(save, diskFull);
+  }
+
+  /**
+   * Keeps a save refused by a full disk and tries it again after a pause that grows, unless a newer
+   * save arrives first: that one replaces it, carrying its changed paths along.
+   */
+  async function waitForSpace(save: SaveSignal, message: string): Promise<void> {
+    const attempt = waiting?.hash === save.hash ? waiting.attempt + 1 : 0;
+    if (attempt === 0) {
+      await recordEvent({ service, kind: 'VALIDATION_WAITING', status: 'info', details: { hash: save.hash, reason: `${message}; retrying when space returns` }, ...ids });
+      setStage('WAITING');
+    }
+    waiting = { hash: save.hash, attempt };
+    const newer = await condition(() => pending !== undefined, diskFullPauseMs(attempt));
+    const changedPaths = [...new Set([...save.changedPaths, ...(pending?.changedPaths ?? [])])].sort();
+    pending = { ...(newer ? pending! : save), changedPaths };
   }
 }

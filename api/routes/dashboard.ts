@@ -26,6 +26,8 @@ export interface WatchStatus {
   canaryVersion?: string;
   lastSave?: { at: Date; hash?: string };
   validating: boolean;
+  /** The save under way was refused by a full state disk and is tried again after a pause (VALIDATION_WAITING). */
+  waitingForSpace?: { at: Date; reason?: string };
   lastValidation?: { ok: boolean; at: Date; reason?: string; version?: string };
   lastFailure?: { at: Date; reason?: string; step?: string; outputTail?: string; logFile?: string };
 }
@@ -97,7 +99,15 @@ async function latest(store: Store, service: string, kinds: string[], extra: Rec
 }
 
 async function watchStatus(store: Store, service: { name: string; state: 'PRESENT' | 'REMOVED'; activeVersion?: string; canaryVersion?: string; lastValidation?: WatchStatus['lastValidation'] }): Promise<WatchStatus> {
-  const [save, end, failed] = await Promise.all([latest(store, service.name, ['VALIDATING']), latest(store, service.name, VALIDATION_ENDS), latest(store, service.name, ['VALIDATION_FAILED'])]);
+  const [save, end, failed, waiting] = await Promise.all([
+    latest(store, service.name, ['VALIDATING']),
+    latest(store, service.name, VALIDATION_ENDS),
+    latest(store, service.name, ['VALIDATION_FAILED']),
+    latest(store, service.name, ['VALIDATION_WAITING']),
+  ]);
+  const validating = save !== null && (end === null || end.seq < save.seq);
+  // A save's tries after VALIDATION_WAITING record no new VALIDATING, so the wait is the save's as long as nothing ended it.
+  const waitingForSpace = validating && waiting !== null && waiting.seq > save.seq && (end === null || end.seq < waiting.seq);
   const failedDetails = failed?.details as { hash?: string; reason?: string; step?: string } | undefined;
   // The failed step's event holds the end of its output; the VALIDATION_FAILED event only the reason.
   const step = failed && failedDetails?.hash ? await latest(store, service.name, STEP_FAILURES, { 'details.hash': failedDetails.hash, seq: { $lt: failed.seq } }) : null;
@@ -108,7 +118,8 @@ async function watchStatus(store: Store, service: { name: string; state: 'PRESEN
     ...(service.activeVersion ? { activeVersion: service.activeVersion } : {}),
     ...(service.canaryVersion ? { canaryVersion: service.canaryVersion } : {}),
     ...(save ? { lastSave: { at: save.time, hash: (save.details as { hash?: string } | undefined)?.hash } } : {}),
-    validating: save !== null && (end === null || end.seq < save.seq),
+    validating,
+    ...(waitingForSpace ? { waitingForSpace: { at: waiting.time, reason: (waiting.details as { reason?: string } | undefined)?.reason } } : {}),
     ...(service.lastValidation ? { lastValidation: { ok: service.lastValidation.ok, at: service.lastValidation.at, reason: service.lastValidation.reason, version: service.lastValidation.version } } : {}),
     ...(failed
       ? { lastFailure: { at: failed.time, reason: failedDetails?.reason, step: failedDetails?.step, outputTail: stepDetails?.outputTail, logFile: stepDetails?.logFile } }

@@ -67,7 +67,15 @@ export class OverviewPage {
                   h('td', {}, s.activeVersion ?? '—'),
                   h('td', {}, s.canaryVersion ?? '—'),
                   h('td', {}, time(s.lastSave?.at)),
-                  h('td', {}, s.validating ? h('span', { class: 'badge running' }, 'validating') : 'no'),
+                  h(
+                    'td',
+                    {},
+                    s.waitingForSpace
+                      ? h('span', { class: 'badge waiting', title: s.waitingForSpace.reason ?? '' }, 'waiting for disk space')
+                      : s.validating
+                        ? h('span', { class: 'badge running' }, 'validating')
+                        : 'no',
+                  ),
                   h('td', {}, s.lastValidation ? `${s.lastValidation.ok ? `ok${s.lastValidation.version ? ` → ${s.lastValidation.version}` : ''}` : 'failed'} at ${time(s.lastValidation.at)}` : '—'),
                   h(
                     'td',
