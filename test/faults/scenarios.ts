@@ -121,9 +121,12 @@ export const SCENARIOS: Scenario[] = [
       const save = await saveOutcome(rig, from);
       const afterSec = ((Date.now() - freedAt) / 1000).toFixed(0);
       const rollouts = save.kind === 'validated' ? [await rolloutOutcome(rig, from, save.version)] : [];
+      // A save refused for want of space is a change that never goes out unless the developer saves again: lost.
+      const saves: SaveOutcome[] = [save.kind === 'failed' ? { kind: 'lost' } : save];
       const reason = whileFull ? String((whileFull.details as { reason?: unknown } | undefined)?.reason ?? '') : '';
-      const during = whileFull ? `${whileFull.kind}${reason ? ` (${reason.slice(0, 200)})` : ''}` : 'nothing';
-      return { saves: [save], rollouts, note: `${bavail * bsize} bytes left; while full: ${during}; with the space freed and no other save, the save was ${save.kind} ${afterSec} s later` };
+      const during = whileFull ? `${whileFull.kind}${reason ? ` (${reason.slice(0, 400)})` : ''}` : 'nothing';
+      const outcome = save.kind === 'failed' ? `refused (${save.reason.slice(0, 200)})` : save.kind;
+      return { saves, rollouts, note: `${bavail * bsize} bytes left; while full: ${during}; with the space freed and no other save, the save was ${outcome} ${afterSec} s later` };
     },
   },
 ];
