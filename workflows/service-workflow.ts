@@ -203,10 +203,8 @@ export async function serviceWorkflow(input: ServiceWorkflowInput): Promise<void
    */
   async function waitForSpace(save: SaveSignal, message: string): Promise<void> {
     const attempt = waiting?.hash === save.hash ? waiting.attempt + 1 : 0;
-    if (attempt === 0) {
-      await recordEvent({ service, kind: 'VALIDATION_WAITING', status: 'info', details: { hash: save.hash, reason: `${message}; retrying when space returns` }, ...ids });
-      setStage('WAITING');
-    }
+    if (attempt === 0) await recordEvent({ service, kind: 'VALIDATION_WAITING', status: 'info', details: { hash: save.hash, reason: `${message}; retrying when space returns` }, ...ids });
+    setStage('WAITING');
     waiting = { hash: save.hash, attempt };
     const newer = await condition(() => pending !== undefined, diskFullPauseMs(attempt));
     const changedPaths = [...new Set([...save.changedPaths, ...(pending?.changedPaths ?? [])])].sort();
