@@ -98,6 +98,18 @@ async function latest(store: Store, service: string, kinds: string[], extra: Rec
   return store.events.findOne({ service, kind: { $in: kinds }, ...extra }, { sort: { seq: -1 }, projection: { _id: 0 } });
 }
 
+type Seq = Pick<EventDoc, 'seq'> | null;
+
+/**
+ * Whether a save is being validated now (its VALIDATING not yet ended), and whether it waits for
+ * space: a save's tries after its VALIDATION_WAITING record no new VALIDATING, so the wait holds
+ * until something ends the save or a newer save starts.
+ */
+export function validationNow(save: Seq, end: Seq, waiting: Seq): { validating: boolean; waitingForSpace: boolean } {
+  const validating = save !== null && (end === null || end.seq < save.seq);
+  return { validating, waitingForSpace: validating && waiting !== null && waiting.seq > save.seq && (end === null || end.seq < waiting.seq) };
+}
+
 async function watchStatus(store: Store, service: { name: string; state: 'PRESENT' | 'REMOVED'; activeVersion?: string; canaryVersion?: string; lastValidation?: WatchStatus['lastValidation'] }): Promise<WatchStatus> {
   const [save, end, failed, waiting] = await Promise.all([
     latest(store, service.name, ['VALIDATING']),
@@ -105,9 +117,7 @@ async function watchStatus(store: Store, service: { name: string; state: 'PRESEN
     latest(store, service.name, ['VALIDATION_FAILED']),
     latest(store, service.name, ['VALIDATION_WAITING']),
   ]);
-  const validating = save !== null && (end === null || end.seq < save.seq);
-  // A save's tries after VALIDATION_WAITING record no new VALIDATING, so the wait is the save's as long as nothing ended it.
-  const waitingForSpace = validating && waiting !== null && waiting.seq > save.seq && (end === null || end.seq < waiting.seq);
+  const { validating, waitingForSpace } = validationNow(save, end, waiting);
   const failedDetails = failed?.details as { hash?: string; reason?: string; step?: string } | undefined;
   // The failed step's event holds the end of its output; the VALIDATION_FAILED event only the reason.
   const step = failed && failedDetails?.hash ? await latest(store, service.name, STEP_FAILURES, { 'details.hash': failedDetails.hash, seq: { $lt: failed.seq } }) : null;
@@ -119,7 +129,7 @@ async function watchStatus(store: Store, service: { name: string; state: 'PRESEN
     ...(service.canaryVersion ? { canaryVersion: service.canaryVersion } : {}),
     ...(save ? { lastSave: { at: save.time, hash: (save.details as { hash?: string } | undefined)?.hash } } : {}),
     validating,
-    ...(waitingForSpace ? { waitingForSpace: { at: waiting.time, reason: (waiting.details as { reason?: string } | undefined)?.reason } } : {}),
+    ...(waitingForSpace && waiting ? { waitingForSpace: { at: waiting.time, reason: (waiting.details as { reason?: string } | undefined)?.reason } } : {}),
     ...(service.lastValidation ? { lastValidation: { ok: service.lastValidation.ok, at: service.lastValidation.at, reason: service.lastValidation.reason, version: service.lastValidation.version } } : {}),
     ...(failed
       ? { lastFailure: { at: failed.time, reason: failedDetails?.reason, step: failedDetails?.step, outputTail: stepDetails?.outputTail, logFile: stepDetails?.logFile } }
