@@ -449,10 +449,10 @@ describe('session-sticky weighted routing', GUARD, () => {
       get(target, prop) {
         const value = Reflect.get(target, prop, target) as unknown;
         if (typeof value !== 'function') return value;
-        if (prop !== 'updateOne') return value.bind(target);
-        return (filter: { _id?: unknown }, ...rest: unknown[]) => {
-          writes.push(filter._id);
-          return (value as (...a: unknown[]) => unknown).call(target, filter, ...rest);
+        if (prop !== 'updateOne' && prop !== 'insertOne') return value.bind(target);
+        return (filterOrDoc: { _id?: unknown }, ...rest: unknown[]) => {
+          writes.push(filterOrDoc._id);
+          return (value as (...a: unknown[]) => unknown).call(target, filterOrDoc, ...rest);
         };
       },
     });
