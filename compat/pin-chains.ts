@@ -1,18 +1,54 @@
 /**
- * The chains a replay sends pinned clients' traffic through, resolved as the gateway resolves a pin
- * (api/gateway/pinning.ts): a client that asks for the serving version needs no transform; one that
- * asks for a newer version, or for one the chain does not cover, is refused with the reason.
+ * Which chain a pinned client's requests take to the version that serves it. One rule for the
+ * gateway (api/gateway/pinning.ts) and for replay (a captured pinned client's requests, replayed as
+ * the gateway served them): each words a refusal for its own answer.
  */
 import { compareVersions } from '../core/semver.ts';
-import { buildChain } from './chain.ts';
+import { buildChain, ChainError } from './chain.ts';
 import type { LoadedTransform, TransformChain } from './types.ts';
 
+/** Why a pin cannot be served. */
+export type PinRefusal =
+  /** The pinned version is not x.y.z. */
+  | { case: 'invalid'; message: string }
+  /** The client asks for a version newer than the one serving it. */
+  | { case: 'newer'; message: string }
+  /** No chain leads from the pinned version: a ChainError (nothing covers it, a gap), or the transforms did not load. */
+  | { case: 'no-chain'; message: string; chainError: boolean };
+
+export type PinResolution = { chain: TransformChain } | { refused: PinRefusal };
+
+/**
+ * The chain of a client pinned to `asked` and served by `served`. `transforms` are the serving
+ * version's (each version carries every transform up to itself), or why they did not load; only a
+ * client older than `served` needs them.
+ */
+export function resolvePin(service: string, asked: string, served: string, transforms: readonly LoadedTransform[] | Error): PinResolution {
+  let order: number;
+  try {
+    order = compareVersions(asked, served);
+  } catch (err) {
+    return { refused: { case: 'invalid', message: (err as Error).message } };
+  }
+  if (order > 0) return { refused: { case: 'newer', message: 'transforms only migrate older clients forward' } };
+  if (order === 0) return { chain: { service, from: asked, to: served, steps: [] } };
+  const noChain = (err: Error): PinResolution => ({ refused: { case: 'no-chain', message: err.message, chainError: err instanceof ChainError } });
+  if (transforms instanceof Error) return noChain(transforms);
+  try {
+    return { chain: buildChain(service, transforms, asked, served) };
+  } catch (err) {
+    return noChain(err as Error);
+  }
+}
+
+/** A replayed pinned client's route: its chain, or the refusal as replay words it. */
 export type PinRoute = { chain: TransformChain } | { refused: string };
 
+/** The routes of one serving version, resolved once per pinned version. */
 export class PinChains {
   private readonly routes = new Map<string, PinRoute>();
 
-  /** `transforms`: the serving version's (each version carries every transform up to itself), or why they did not load. */
+  /** `transforms`: the serving version's, or why they did not load. */
   constructor(
     private readonly service: string,
     readonly served: string,
@@ -23,21 +59,10 @@ export class PinChains {
   route(asked: string): PinRoute {
     let route = this.routes.get(asked);
     if (!route) {
-      route = this.resolve(asked);
+      const resolved = resolvePin(this.service, asked, this.served, this.transforms);
+      route = 'chain' in resolved ? resolved : { refused: `version pin ${asked} cannot be served by ${this.served}: ${resolved.refused.case === 'newer' ? `${this.served} is older; ` : ''}${resolved.refused.message}` };
       this.routes.set(asked, route);
     }
     return route;
-  }
-
-  private resolve(asked: string): PinRoute {
-    const refused = (why: string): PinRoute => ({ refused: `version pin ${asked} cannot be served by ${this.served}: ${why}` });
-    try {
-      if (compareVersions(asked, this.served) > 0) return refused(`${this.served} is older; transforms only migrate older clients forward`);
-      if (compareVersions(asked, this.served) === 0) return { chain: { service: this.service, from: asked, to: this.served, steps: [] } };
-      if (this.transforms instanceof Error) return refused(this.transforms.message);
-      return { chain: buildChain(this.service, this.transforms, asked, this.served) };
-    } catch (err) {
-      return refused((err as Error).message);
-    }
   }
 }

@@ -12,10 +12,10 @@ import type { Config } from '../../core/config.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Store } from '../../core/mongo.ts';
 import { INTERNAL_ERROR, INVALID_REQUEST, jsonRpcError, type JsonRpcErrorBody, type JsonRpcMessage } from '../../core/routing.ts';
-import { backwardNotification, backwardResponse, buildChain, ChainError, forwardRequest, TransformError, type ForwardedRequest, type StepObserver } from '../../compat/chain.ts';
+import { backwardNotification, backwardResponse, ChainError, forwardRequest, TransformError, type ForwardedRequest, type StepObserver } from '../../compat/chain.ts';
 import { loadTransforms } from '../../compat/load.ts';
+import { resolvePin } from '../../compat/pin-chains.ts';
 import type { LoadedTransform, TransformChain } from '../../compat/types.ts';
-import { compareVersions, parseVersion } from '../../core/semver.ts';
 import { TransformCounters } from '../../compat/transform-counters.ts';
 import { SseParser } from './response-tap.ts';
 
@@ -214,20 +214,17 @@ export class Pinning {
     if (pin === undefined) return { kind: 'none' };
     const asked = pin.version;
     const refuse = (status: number, message: string): PinOutcome => ({ kind: 'reject', status, body: jsonRpcError(status === 400 ? INVALID_REQUEST : INTERNAL_ERROR, message, rpcId) });
-    try {
-      parseVersion(asked);
-    } catch {
-      return refuse(400, `Invalid Request: ${PIN_HEADER} must be an x.y.z version, got "${asked.slice(0, 40)}"`);
+    // Loaded once per version before the rule, which reads them only for a client older than `served`.
+    const transforms = await this.transformsOf(service, served).catch((err: Error) => err);
+    const resolved = resolvePin(service, asked, served, transforms);
+    if ('refused' in resolved) {
+      const why = resolved.refused;
+      if (why.case === 'invalid') return refuse(400, `Invalid Request: ${PIN_HEADER} must be an x.y.z version, got "${asked.slice(0, 40)}"`);
+      if (why.case === 'newer') return refuse(400, `Invalid Request: ${service} serves ${served}, older than ${asked} pinned by ${pin.source}; ${why.message}`);
+      this.opts.log.warn({ service, asked, served, source: pin.source, err: why.message }, 'version pin cannot be served');
+      return refuse(why.chainError ? 400 : 500, `${why.chainError ? 'Invalid Request: ' : ''}version pin ${asked} (${pin.source}) cannot be served by ${served}: ${why.message}`);
     }
-    if (compareVersions(asked, served) > 0) return refuse(400, `Invalid Request: ${service} serves ${served}, older than ${asked} pinned by ${pin.source}; transforms only migrate older clients forward`);
-    let chain: TransformChain;
-    try {
-      chain = compareVersions(asked, served) === 0 ? { service, from: asked, to: served, steps: [] } : buildChain(service, await this.transformsOf(service, served), asked, served);
-    } catch (err) {
-      this.opts.log.warn({ service, asked, served, source: pin.source, err: (err as Error).message }, 'version pin cannot be served');
-      return refuse(err instanceof ChainError ? 400 : 500, `${err instanceof ChainError ? 'Invalid Request: ' : ''}version pin ${asked} (${pin.source}) cannot be served by ${served}: ${(err as Error).message}`);
-    }
-    const pinned = new PinnedExchange(chain, this.counters.observer(service));
+    const pinned = new PinnedExchange(resolved.chain, this.counters.observer(service));
     const failed = pinned.forward(messages, batch);
     if (failed) return { kind: 'reject', status: 500, body: failed };
     return { kind: 'pin', versionAsked: asked, pinned };
