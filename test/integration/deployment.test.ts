@@ -3,7 +3,6 @@ import { cp, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import type { AnalysisResult, DeploymentState } from '../../core/deployment.ts';
 import type { EventDoc, VersionDoc } from '../../core/documents.ts';
 import { createLogger } from '../../core/log.ts';
@@ -12,6 +11,7 @@ import { deploymentWorkflowId } from '../../core/workflow-ids.ts';
 import { startSystem, type System } from '../../cli/system.ts';
 import { repoRoot } from '../../stack/binaries.ts';
 import { freePort } from '../../stack/ports.ts';
+import { recordHistory } from '../support/histories.ts';
 import { McpTraffic } from '../support/mcp-traffic.ts';
 import { editJson } from '../support/sample-service.ts';
 import { stackAddresses, testConfig } from '../support/stack-env.ts';
@@ -52,10 +52,7 @@ after(async () => {
 async function recordHistories(versions: string[]): Promise<void> {
   const connection = await Connection.connect({ address: stackAddresses().temporalAddress });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  for (const version of versions) {
-    const history = await client.workflow.getHandle(deploymentWorkflowId(SERVICE, version)).fetchHistory();
-    await writeFile(path.join(repoRoot, 'test', 'histories', `deployment-workflow-${version}.bin`), proto.temporal.api.history.v1.History.encode(history).finish());
-  }
+  for (const version of versions) await recordHistory(client, deploymentWorkflowId(SERVICE, version), `deployment-workflow-${version}`);
   await connection.close();
 }
 

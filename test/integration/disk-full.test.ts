@@ -17,6 +17,7 @@ import { hashTree } from '../../core/tree-hash.ts';
 import { serviceWorkflowId } from '../../core/workflow-ids.ts';
 import { signalSave } from '../../watcher/save-signaller.ts';
 import type { WorkerHandle } from '../../workers/create-worker.ts';
+import { recordHistory } from '../support/histories.ts';
 import { startPipelineParts } from '../support/pipeline-parts.ts';
 import { addSampleService } from '../support/sample-service.ts';
 import { testConfig } from '../support/stack-env.ts';
@@ -35,6 +36,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (process.env.MCPSHIP_RECORD_HISTORIES) await recordHistory(client, serviceWorkflowId(SERVICE), 'service-workflow-disk-full');
   await client.workflow.getHandle(serviceWorkflowId(SERVICE)).terminate('test over').catch(() => {});
   await worker.shutdown();
   await connection.close();

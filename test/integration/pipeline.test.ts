@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Client, Connection } from '@temporalio/client';
@@ -10,9 +10,9 @@ import type { Store } from '../../core/mongo.ts';
 import type { ServiceWorkflowState } from '../../core/pipeline.ts';
 import { hashTree } from '../../core/tree-hash.ts';
 import { serviceWorkflowId } from '../../core/workflow-ids.ts';
-import { repoRoot } from '../../stack/binaries.ts';
 import { signalSave } from '../../watcher/save-signaller.ts';
 import { startWorker, type WorkerHandle } from '../../workers/create-worker.ts';
+import { recordHistory } from '../support/histories.ts';
 import { startPipelineParts } from '../support/pipeline-parts.ts';
 import { processesMentioning } from '../support/processes.ts';
 import { addSampleService, editJson } from '../support/sample-service.ts';
@@ -42,13 +42,7 @@ after(async () => {
 
 /** Keeps real histories in the repo for the replay test (run with MCPSHIP_RECORD_HISTORIES=1). */
 async function recordHistories(services: string[]): Promise<void> {
-  const dir = path.join(repoRoot, 'test', 'histories');
-  await mkdir(dir, { recursive: true });
-  for (const service of services) {
-    const history = await client.workflow.getHandle(serviceWorkflowId(service)).fetchHistory();
-    // Binary protobuf: the SDK's JSON history loader trips over two protobufjs copies in the tree.
-    await writeFile(path.join(dir, `service-workflow-${service}.bin`), proto.temporal.api.history.v1.History.encode(history).finish());
-  }
+  for (const service of services) await recordHistory(client, serviceWorkflowId(service), `service-workflow-${service}`);
 }
 
 async function listOpen(): Promise<{ workflowId: string }[]> {
