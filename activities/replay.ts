@@ -21,6 +21,7 @@ import { PinChains } from '../compat/pin-chains.ts';
 import { emptyCounts, schemaCells, writeCells } from '../compat/matrix.ts';
 import { gateVerdict } from '../compat/replay-gate.ts';
 import { toolPolicy } from '../compat/replay-policy.ts';
+import { replayFinishedEvent } from '../compat/replay-finished.ts';
 import { replayCells, summarise } from '../compat/replay-report.ts';
 import { replaySchemaDiff } from '../compat/replay-schema.ts';
 import { planReplay, type ReplayPlan, type ReplayUnit, type SelectableDoc } from '../compat/replay-select.ts';
@@ -381,14 +382,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       }
       await reports.updateOne({ replayId: params.replayId }, { $set: update });
       const report = (await reports.findOne({ replayId: params.replayId }, { projection: { _id: 0 } }))!;
-      await deps.events.append({
-        service: params.service,
-        version: params.candidate,
-        kind: 'REPLAY_FINISHED',
-        status: status !== 'DONE' ? 'failed' : gate?.decision === 'blocked' ? 'failed' : 'ok',
-        workflowId: report.workflowId,
-        details: { replayId: params.replayId, status, counts: summary.counts, schemaClass: previous?.schema?.class ?? null, decision: gate?.decision ?? null, reasons: gate?.reasons ?? [], ...(error ? { error } : {}) },
-      });
+      await deps.events.append(replayFinishedEvent(report));
       return report;
     },
   };

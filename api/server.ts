@@ -86,7 +86,7 @@ export function createApp(deps: ApiDeps, traffic: TrafficGateway): express.Expre
   if (deps.temporal) {
     const control = new DeploymentControl(config, deps.store, deps.temporal);
     // Before the deployments router, whose POST /services/:name/:control would take /replays.
-    app.use('/api', replaysRouter({ config, store: deps.store, temporal: deps.temporal, control }));
+    app.use('/api', replaysRouter({ config, store: deps.store, events: deps.events, temporal: deps.temporal, control }));
     app.use('/api', deploymentsRouter(control));
   }
   app.use(dashboardSite(config.api));

@@ -269,6 +269,16 @@ export type ReplayReportDoc = ReplayReport & {
   resumes: { attempt: number; position: number; at: Date }[];
 };
 
+/**
+ * A replay report settled by a reader (api/replay-settle.ts), keyed by the replay id: of readers
+ * settling the same report at once, the one whose insert lands tells the end. (FerretDB 1.24 may
+ * apply two racing conditional updates both, but it keeps _id unique.)
+ */
+export interface ReplaySettledDoc {
+  _id: string;
+  at: Date;
+}
+
 /** One replayed request of a run; upserted by (replayId, index) so a resumed attempt redoes nothing twice. */
 export interface ReplayItemDoc extends ReplayItem {
   replayId: string;

@@ -1,15 +1,17 @@
 /**
- * Where differential replay keeps its data in MongoDB: a report per run (`replays`) and a document
- * per replayed request (`replayItems`). Kept beside core/mongo.ts's Store rather than in it, so that
- * the replay's collections and indexes stay with the one feature that writes them.
+ * Where differential replay keeps its data in MongoDB: a report per run (`replays`), a document
+ * per replayed request (`replayItems`) and one per report settled when read (`replaySettled`).
+ * Kept beside core/mongo.ts's Store rather than in it, so that the replay's collections and
+ * indexes stay with the one feature that writes them.
  */
 import type { Collection } from 'mongodb';
-import type { ReplayItemDoc, ReplayReportDoc } from './documents.ts';
+import type { ReplayItemDoc, ReplayReportDoc, ReplaySettledDoc } from './documents.ts';
 import type { Store } from './mongo.ts';
 
 export interface ReplayStore {
   reports: Collection<ReplayReportDoc>;
   items: Collection<ReplayItemDoc>;
+  settled: Collection<ReplaySettledDoc>;
 }
 
 const ready = new WeakSet<Store>();
@@ -23,5 +25,5 @@ export async function replayStore(store: Store): Promise<ReplayStore> {
     await items.createIndex({ replayId: 1, index: 1 }, { unique: true });
     ready.add(store);
   }
-  return { reports, items };
+  return { reports, items, settled: store.db.collection<ReplaySettledDoc>('replaySettled') };
 }

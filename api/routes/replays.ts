@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { ReplayInput } from '../../compat/replay-types.ts';
 import type { Config } from '../../core/config.ts';
 import type { ReplayReportDoc } from '../../core/documents.ts';
+import type { EventStore } from '../../core/events.ts';
 import type { Store } from '../../core/mongo.ts';
 import { replayStore } from '../../core/replay-store.ts';
 import { McpService, McpVersion } from '../../core/search-attributes.ts';
@@ -53,8 +54,8 @@ function parseBody(body: unknown): z.infer<typeof StartBody> {
  * reads reports (with progress while running), POST .../replays/<id>/cancel stops one; and the
  * replay gate's override, POST /api/services/<name>/deployment/override {reason}.
  */
-export function replaysRouter(deps: { config: Config; store: Store; temporal: Client; control: DeploymentControl }): Router {
-  const { config, store, temporal } = deps;
+export function replaysRouter(deps: { config: Config; store: Store; events: EventStore; temporal: Client; control: DeploymentControl }): Router {
+  const { config, store, temporal, events } = deps;
   const router = Router();
 
   router.post('/services/:name/replays', async (req, res) => {
@@ -86,21 +87,21 @@ export function replaysRouter(deps: { config: Config; store: Store; temporal: Cl
   router.get('/services/:name/replays', async (req, res) => {
     const service = serviceParam(req.params.name);
     const limit = intParam(req.query.limit, 'limit', 20, 1)!;
-    const { reports } = await replayStore(store);
-    const list = await reports
+    const replays = await replayStore(store);
+    const list = await replays.reports
       .find({ service }, { projection: { _id: 0, samples: 0, noisyPaths: 0, perTool: 0 } })
       .sort({ startedAt: -1 })
       .limit(Math.min(limit, 200))
       .toArray();
-    res.json({ service, replays: await settleClosedReplays(reports, temporal, list) } satisfies ReplayList);
+    res.json({ service, replays: await settleClosedReplays({ replays, temporal, events }, list) } satisfies ReplayList);
   });
 
   router.get('/services/:name/replays/:replayId', async (req, res) => {
     const service = serviceParam(req.params.name);
-    const { reports } = await replayStore(store);
-    const report = await reports.findOne({ service, replayId: String(req.params.replayId) }, { projection: { _id: 0 } });
+    const replays = await replayStore(store);
+    const report = await replays.reports.findOne({ service, replayId: String(req.params.replayId) }, { projection: { _id: 0 } });
     if (!report) throw new HttpError(404, 'not_found', `no replay ${req.params.replayId} of service ${service}`);
-    res.json((await settleClosedReplays(reports, temporal, [report]))[0]);
+    res.json((await settleClosedReplays({ replays, temporal, events }, [report]))[0]);
   });
 
   router.post('/services/:name/replays/:replayId/cancel', async (req, res) => {

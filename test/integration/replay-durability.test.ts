@@ -4,7 +4,7 @@
  * position in the last heartbeat, and the report counts every request once. A replay can also be
  * cancelled, and says so; a gate's replay whose deployment is terminated from outside (Temporal
  * CLI) ends its report as cancelled, with that reason; a replay workflow terminated itself is
- * shown ended when its report is read.
+ * shown ended when its report is read, and its end is told once in the event stream.
  */
 import assert from 'node:assert/strict';
 import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
@@ -177,11 +177,16 @@ test('a replay terminated from outside is shown ended, not running: its report i
   const { reports } = await replayStore(system.store);
   assert.equal((await reports.findOne({ replayId }))?.status, 'RUNNING', 'a terminated workflow writes nothing');
 
-  const read = await report(replayId);
+  // Two readers at once, each of which may find it RUNNING and settle it: the end is told once.
+  const [read, list] = await Promise.all([report(replayId), api<{ replays: ReplayReportDoc[] }>('GET', `/api/services/${SERVICE}/replays`)]);
   assert.equal(read.status, 'CANCELLED');
   assert.match(read.error ?? '', /^terminated: the replay workflow replay\/rpd\/1\.0\.1 was terminated/);
   assert.equal((await reports.findOne({ replayId }))?.status, 'CANCELLED', 'stored so');
-  const listed = (await api<{ replays: ReplayReportDoc[] }>('GET', `/api/services/${SERVICE}/replays`)).body.replays;
-  assert.deepEqual(listed.filter((r) => r.status === 'RUNNING').map((r) => r.replayId), [], 'none listed as running');
+  assert.deepEqual(list.body.replays.filter((r) => r.status === 'RUNNING').map((r) => r.replayId), [], 'none listed as running');
+  assert.equal((await report(replayId)).status, 'CANCELLED', 'read again');
+  const ends = (await system.events.list({ service: SERVICE, kind: 'REPLAY_FINISHED', limit: 500 })).filter((e) => (e.details as { replayId?: string }).replayId === replayId);
+  assert.equal(ends.length, 1, 'the end is told once');
+  assert.deepEqual([ends[0]!.status, ends[0]!.version, ends[0]!.workflowId, ends[0]!.details?.status], ['failed', '1.0.1', workflowId, 'CANCELLED']);
+  assert.match(String(ends[0]!.details?.error), /^terminated: the replay workflow replay\/rpd\/1\.0\.1 was terminated/);
   await waitFor('the replay instances to stop', () => membersOfGroups(groups).length === 0, 30_000);
 });
