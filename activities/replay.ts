@@ -6,8 +6,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { MongoServerError, type Collection } from 'mongodb';
-import { insertAbsent } from '../core/insert-absent.ts';
+import { MongoServerError } from 'mongodb';
+import { insertAbsent, insertOneAbsent } from '../core/insert-absent.ts';
 import type { Config } from '../core/config.ts';
 import type { ReplayItemDoc, ReplayReportDoc } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
@@ -85,17 +85,6 @@ const CAPTURE_FIELDS = {
 
 function dirOf(doc: { state: string; stagedDir?: string; archiveDir?: string }): string | undefined {
   return doc.state === 'ARCHIVED' ? doc.archiveDir : (doc.stagedDir ?? doc.archiveDir);
-}
-
-/**
- * A unit's items, inserted. A unit redone after a lost worker finds its items (some or all) already
- * there, from the attempt that stored them but did not heartbeat past them: those duplicates are
- * the same requests and are left as they are. Inserts, not upserts: FerretDB's upsert looks the
- * filter up without the index, so each one read every stored item and a replay of 2,000 requests
- * slowed to about 1 request/s (bench/replay.ts; 15 s per 100 upserts at 700 stored, 20 ms inserted).
- */
-function storeItems(items: Collection<ReplayItemDoc>, docs: ReplayItemDoc[]): Promise<void> {
-  return insertAbsent(items, docs);
 }
 
 /** The chains pinned clients' requests take to each instance's version. */
@@ -270,9 +259,7 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
       };
       // A retried prepare keeps the report it opened. (Not an upsert with $setOnInsert: FerretDB
       // leaves the empty arrays and objects out of the document it inserts that way.)
-      await reports.insertOne(report).catch((err: unknown) => {
-        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
-      });
+      await insertOneAbsent(reports, report);
       await deps.events.append({ service, version: candidate, kind: 'REPLAY_STARTED', status: 'running', workflowId: ids.workflowId, details: { replayId: ids.replayId, baseline: baseline ?? null, total: params.total, trigger: input.trigger } });
       return params;
     },
@@ -325,7 +312,10 @@ export function replayActivities(deps: { config: Config; store: Store; events: E
               if (signal.aborted) throw signal.reason;
               const u = next++;
               const unitItems = await replayUnit(plan.units[u]!, offsets[u]!, candidate, stable, pins, policy, signal);
-              if (unitItems.length) await storeItems(items, unitItems.map((item) => ({ ...item, replayId: params.replayId }) as ReplayItemDoc));
+              // A unit redone after a lost worker finds some of its items stored already: the same
+              // requests, left as they are. Inserts, not upserts: each FerretDB upsert read every
+              // stored item (bench/replay.ts: 15 s per 100 upserts at 700 stored, 20 ms inserted).
+              if (unitItems.length) await insertAbsent(items, unitItems.map((item) => ({ ...item, replayId: params.replayId }) as ReplayItemDoc));
               finished.add(u);
               while (finished.has(position)) {
                 finished.delete(position);

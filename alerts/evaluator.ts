@@ -11,6 +11,7 @@ import type { Config } from '../core/config.ts';
 import type { EventStore } from '../core/events.ts';
 import { ALERT_EVENT_KINDS } from '../core/events.ts';
 import type { Logger } from '../core/log.ts';
+import { isDuplicateKey } from '../core/insert-absent.ts';
 import type { Store } from '../core/mongo.ts';
 import { readServiceHealth } from '../api/gateway/metrics.ts';
 import { evaluateRules, settingsFor, VALIDATION_FAILED_KIND, VALIDATION_OK_KINDS, WATCHED_KINDS, windowSec, type RuleInputs, type VersionLoad } from './rules.ts';
@@ -120,7 +121,7 @@ export class AlertEvaluator {
       return true;
     } catch (err) {
       // Another live evaluator holds it: the upsert met its document's _id.
-      if ((err as { code?: number }).code === 11000) return false;
+      if (isDuplicateKey(err)) return false;
       throw err;
     }
   }

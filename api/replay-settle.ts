@@ -6,9 +6,9 @@
  * gate's replay whose deployment is terminated ends its report itself: workflows/replay-workflow.ts.)
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { MongoServerError, type Collection } from 'mongodb';
 import { replayFinishedEvent } from '../compat/replay-finished.ts';
-import type { ReplayReportDoc, ReplaySettledDoc } from '../core/documents.ts';
+import type { ReplayReportDoc } from '../core/documents.ts';
+import { insertOneAbsent } from '../core/insert-absent.ts';
 import type { EventStore } from '../core/events.ts';
 import type { ReplayStore } from '../core/replay-store.ts';
 
@@ -23,17 +23,6 @@ async function closedAs(temporal: Client, report: ReplayReportDoc): Promise<Pick
   if (status === 'RUNNING') return undefined;
   if (status === 'TERMINATED') return { status: 'CANCELLED', error: `terminated: the replay workflow ${report.workflowId} was terminated` };
   return { status: 'FAILED', error: `the replay workflow ${report.workflowId} ended ${status.toLowerCase().replaceAll('_', ' ')} without writing its report` };
-}
-
-/** Whether this reader is the first to settle `replayId`, and so the one to tell its end. */
-async function firstToSettle(settled: Collection<ReplaySettledDoc>, replayId: string): Promise<boolean> {
-  try {
-    await settled.insertOne({ _id: replayId, at: new Date() });
-    return true;
-  } catch (err) {
-    if (err instanceof MongoServerError && err.code === 11000) return false;
-    throw err;
-  }
 }
 
 /** The reports as read, those still RUNNING with a closed workflow settled (and stored so). */
@@ -52,7 +41,7 @@ export async function settleClosedReplays<T extends ReplayReportDoc>(deps: { rep
       if (modifiedCount) {
         const settled = { ...report, ...update };
         // Two readers at once may both have modified it (FerretDB): one of them tells the end.
-        if (await firstToSettle(replays.settled, report.replayId)) await events.append(replayFinishedEvent(settled));
+        if (await insertOneAbsent(replays.settled, { _id: report.replayId, at: new Date() })) await events.append(replayFinishedEvent(settled));
         return settled;
       }
       const written = await reports.findOne({ replayId: report.replayId }, { projection: { _id: 0, samples: 0, noisyPaths: 0, perTool: 0 } });

@@ -1,4 +1,5 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type Document } from 'mongodb';
+import { isDuplicateKey } from './insert-absent.ts';
 import { rekeyLegacySessions } from './legacy-sessions.ts';
 import type { CompatCellDoc, EventDoc, InstanceDoc, MessageDoc, MetricBucketDoc, NodeDoc, PlacementDoc, PoolDoc, RoutingDoc, RoutingRevisionDoc, ServiceDoc, SessionDoc, TransformMetricDoc, VersionDoc } from './documents.ts';
 
@@ -150,7 +151,7 @@ export function seqInserter<T extends { seq: number }>(collection: Collection<T>
         last = seq;
         return full;
       } catch (err) {
-        if (!(err instanceof MongoServerError && err.code === 11000) || attempt >= 50) throw err;
+        if (!isDuplicateKey(err) || attempt >= 50) throw err;
         seq = (await readMax()) + 1;
       }
     }

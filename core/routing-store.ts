@@ -7,8 +7,8 @@
  * reads again and re-applies its change. The newest revision is the routing; the `routing`
  * document is a copy of it for the gateways, re-published until it shows the newest revision.
  */
-import { MongoServerError } from 'mongodb';
 import type { RoutingDoc, RoutingRevisionDoc } from './documents.ts';
+import { isDuplicateKey } from './insert-absent.ts';
 import type { Store } from './mongo.ts';
 import { routingWeights, weightListOf } from './routing.ts';
 
@@ -42,8 +42,6 @@ export interface RoutingUpdate {
 /** Revisions kept per service beyond the newest: a short history of routing changes. */
 const KEEP_REVISIONS = 50;
 const MAX_ATTEMPTS = 200;
-
-const isDuplicateKey = (err: unknown) => err instanceof MongoServerError && err.code === 11000;
 
 function stateOf(service: string, doc: Partial<RoutingDoc> & { rev?: number }): RoutingState {
   return {

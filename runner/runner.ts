@@ -10,9 +10,9 @@
  */
 import path from 'node:path';
 import type { Config } from '../core/config.ts';
-import { MongoServerError } from 'mongodb';
 import type { PlacementDoc, PoolDoc } from '../core/documents.ts';
 import type { EventStore } from '../core/events.ts';
+import { insertOneAbsent } from '../core/insert-absent.ts';
 import type { Logger } from '../core/log.ts';
 import type { Store } from '../core/mongo.ts';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts';
@@ -194,13 +194,8 @@ export class Runner {
         continue;
       }
       const doc = { ...slot, nodeId: node.nodeId, placedAt: now };
-      try {
-        await store.placements.insertOne({ ...doc });
-        held.push(doc);
-      } catch (err) {
-        // Another runner placed it first; the next read shows where.
-        if (!(err instanceof MongoServerError && err.code === 11000)) throw err;
-      }
+      // Not inserted: another runner placed it first; the next read shows where.
+      if (await insertOneAbsent(store.placements, { ...doc })) held.push(doc);
     }
     const mine = new Map<string, Set<number>>();
     for (const p of await store.placements.find({ nodeId: this.node.nodeId }).toArray()) {

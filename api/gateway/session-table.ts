@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoServerError } from 'mongodb';
+import { insertOneAbsent } from '../../core/insert-absent.ts';
 import type { Store } from '../../core/mongo.ts';
 
 export interface SessionRoute {
@@ -39,7 +40,6 @@ interface Cached extends SessionRoute {
 
 /** Attempts of one session write that FerretDB refused as SQLITE_BUSY, and the pause before each retry (× its number). */
 const BUSY_ATTEMPTS = 3;
-const DUPLICATE_KEY = 11000;
 const BUSY_PAUSE_MS = 100;
 
 /**
@@ -99,12 +99,8 @@ export class SessionTable {
     // and 30 ms at 10,000, an insert 0.3–0.75 ms at both (docs/performance.md). An id seen before
     // (a server that reuses ids, a write redone after it landed) is the same write as an update.
     const write = this.serially(sessionId, async () => {
-      try {
-        await this.store.sessions.insertOne({ _id: sessionId, ...fields, createdAt: now });
-      } catch (err) {
-        if (!(err instanceof MongoServerError && err.code === DUPLICATE_KEY)) throw err;
-        await this.store.sessions.updateOne({ _id: sessionId }, { $set: fields, $unset: { closedAt: '' } });
-      }
+      if (await insertOneAbsent(this.store.sessions, { _id: sessionId, ...fields, createdAt: now })) return;
+      await this.store.sessions.updateOne({ _id: sessionId }, { $set: fields, $unset: { closedAt: '' } });
     });
     await this.persist(write).catch((err: unknown) => this.opts.log?.warn({ err, sessionId }, 'session not saved to MongoDB; only this gateway knows it'));
   }

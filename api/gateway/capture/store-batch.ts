@@ -14,6 +14,7 @@ import {
   type Collection,
 } from 'mongodb';
 import type { MessageDoc } from '../../../core/documents.ts';
+import { DUPLICATE_KEY, isDuplicateKey } from '../../../core/insert-absent.ts';
 import { capText } from './shape.ts';
 
 export class WriteTimeoutError extends Error {
@@ -48,7 +49,6 @@ export function isUnreachable(err: unknown, depth = 0): boolean {
   return err instanceof MongoServerError && typeof err.code === 'number' && TRANSIENT_CODES.has(err.code);
 }
 
-const DUPLICATE_KEY = 11000;
 /** The most of a refused message a quarantine record keeps (a refusal is often about size). */
 export const QUARANTINE_RAW_BYTES = 1024 * 1024;
 
@@ -172,7 +172,7 @@ async function quarantine(messages: Collection<MessageDoc>, doc: MessageDoc, rea
       result.unwritten.push(doc);
       return false;
     }
-    if (err instanceof MongoServerError && err.code === DUPLICATE_KEY) {
+    if (isDuplicateKey(err)) {
       result.stored += 1; // an earlier attempt got it in
       return true;
     }
