@@ -19,11 +19,10 @@ export type PinRefusal =
 export type PinResolution = { chain: TransformChain } | { refused: PinRefusal };
 
 /**
- * The chain of a client pinned to `asked` and served by `served`. `transforms` are the serving
- * version's (each version carries every transform up to itself), or why they did not load; only a
- * client older than `served` needs them.
+ * The part of the rule that needs no transforms: a refusal, the empty chain of a client that asks
+ * for the serving version, or 'older' — a client older than `served`, whose chain needs them.
  */
-export function resolvePin(service: string, asked: string, served: string, transforms: readonly LoadedTransform[] | Error): PinResolution {
+export function pinWithoutTransforms(service: string, asked: string, served: string): PinResolution | 'older' {
   let order: number;
   try {
     order = compareVersions(asked, served);
@@ -32,6 +31,17 @@ export function resolvePin(service: string, asked: string, served: string, trans
   }
   if (order > 0) return { refused: { case: 'newer', message: 'transforms only migrate older clients forward' } };
   if (order === 0) return { chain: { service, from: asked, to: served, steps: [] } };
+  return 'older';
+}
+
+/**
+ * The chain of a client pinned to `asked` and served by `served`. `transforms` are the serving
+ * version's (each version carries every transform up to itself), or why they did not load; only a
+ * client older than `served` needs them.
+ */
+export function resolvePin(service: string, asked: string, served: string, transforms: readonly LoadedTransform[] | Error): PinResolution {
+  const first = pinWithoutTransforms(service, asked, served);
+  if (first !== 'older') return first;
   const noChain = (err: Error): PinResolution => ({ refused: { case: 'no-chain', message: err.message, chainError: err instanceof ChainError } });
   if (transforms instanceof Error) return noChain(transforms);
   try {

@@ -14,7 +14,7 @@ import type { Store } from '../../core/mongo.ts';
 import { INTERNAL_ERROR, INVALID_REQUEST, jsonRpcError, type JsonRpcErrorBody, type JsonRpcMessage } from '../../core/routing.ts';
 import { backwardNotification, backwardResponse, ChainError, forwardRequest, TransformError, type ForwardedRequest, type StepObserver } from '../../compat/chain.ts';
 import { loadTransforms } from '../../compat/load.ts';
-import { resolvePin } from '../../compat/pin-chains.ts';
+import { pinWithoutTransforms, resolvePin } from '../../compat/pin-chains.ts';
 import type { LoadedTransform, TransformChain } from '../../compat/types.ts';
 import { TransformCounters } from '../../compat/transform-counters.ts';
 import { SseParser } from './response-tap.ts';
@@ -214,9 +214,9 @@ export class Pinning {
     if (pin === undefined) return { kind: 'none' };
     const asked = pin.version;
     const refuse = (status: number, message: string): PinOutcome => ({ kind: 'reject', status, body: jsonRpcError(status === 400 ? INVALID_REQUEST : INTERNAL_ERROR, message, rpcId) });
-    // Loaded once per version before the rule, which reads them only for a client older than `served`.
-    const transforms = await this.transformsOf(service, served).catch((err: Error) => err);
-    const resolved = resolvePin(service, asked, served, transforms);
+    // Only a client older than `served` needs the serving version's transforms loaded.
+    const first = pinWithoutTransforms(service, asked, served);
+    const resolved = first !== 'older' ? first : resolvePin(service, asked, served, await this.transformsOf(service, served).catch((err: Error) => err));
     if ('refused' in resolved) {
       const why = resolved.refused;
       if (why.case === 'invalid') return refuse(400, `Invalid Request: ${PIN_HEADER} must be an x.y.z version, got "${asked.slice(0, 40)}"`);
